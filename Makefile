@@ -1,0 +1,95 @@
+# cronwarden: a Kubernetes operator for ScheduledTasks. `make help` lists targets.
+
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+# Project state (venv stamp, tool links, cluster files, kubeconfig); never committed.
+STATE_DIR ?= $(CURDIR)/.state
+VENV ?= $(CURDIR)/.venv
+PYTHON ?= python3
+# Built tools live outside the work tree, keyed by their pinned versions.
+CRONWARDEN_TOOLS_CACHE ?= $(HOME)/.cache/cronwarden/tools
+KUBECONFIG_LOCAL := $(STATE_DIR)/kubeconfig
+# pytest workers for end-to-end tests; they mostly wait on the cluster, so more than cores.
+E2E_WORKERS ?= 4
+KIND_CLUSTER ?= cronwarden
+
+export STATE_DIR CRONWARDEN_TOOLS_CACHE
+BIN := $(STATE_DIR)/bin
+PY := $(VENV)/bin/python
+
+##@ General
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make \033[36m<target>\033[0m\n"} \
+	  /^[a-zA-Z0-9_-]+:.*?##/ { printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2 } \
+	  /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+
+##@ Development
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	touch $@
+
+.PHONY: install
+install: $(VENV)/.installed ## Create .venv and install cronwarden with its test and dev extras.
+
+.PHONY: lint
+lint: install ## Run ruff and mypy.
+	$(VENV)/bin/ruff check operator tests hack
+	$(VENV)/bin/ruff format --check operator tests hack
+	$(VENV)/bin/mypy
+
+.PHONY: fmt
+fmt: install ## Format the code and apply ruff's safe fixes.
+	$(VENV)/bin/ruff format operator tests
+	$(VENV)/bin/ruff check --fix operator tests
+
+.PHONY: test
+test: install tools ## Run every test: unit, then end-to-end on the local control plane (started if needed).
+	$(PY) -m pytest tests/unit
+	$(PY) -m pytest tests/e2e -n $(E2E_WORKERS)
+
+.PHONY: test-unit
+test-unit: install ## Run the unit tests (no cluster).
+	$(PY) -m pytest tests/unit
+
+.PHONY: test-e2e
+test-e2e: install tools ## Run the end-to-end tests on the local control plane.
+	$(PY) -m pytest tests/e2e -n $(E2E_WORKERS)
+
+##@ Tools and local control plane
+
+.PHONY: tools
+tools: ## Build the pinned control plane, kwok, helm and promtool from Go modules (cached).
+	hack/build-tools.sh
+
+.PHONY: cluster-up
+cluster-up: tools ## Start the local control plane (kwokctl binary runtime, kwok nodes).
+	hack/cluster.sh up
+
+.PHONY: cluster-down
+cluster-down: ## Stop and delete the local control plane.
+	hack/cluster.sh down
+
+.PHONY: cluster-status
+cluster-status: ## Show whether the local control plane runs, its versions and nodes.
+	hack/cluster.sh status
+
+.PHONY: clean
+clean: cluster-down ## Delete the local cluster, .state and .venv (the tools cache stays).
+	rm -rf $(STATE_DIR) $(VENV)
+
+##@ kind (needs a Docker engine; not available on the CI machines)
+
+.PHONY: kind-up
+kind-up: ## Create a kind cluster from kind-config.yaml.
+	kind create cluster --name $(KIND_CLUSTER) --config kind-config.yaml
+
+.PHONY: kind-down
+kind-down: ## Delete the kind cluster.
+	kind delete cluster --name $(KIND_CLUSTER)

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Builds the pinned tools from Go modules into a cache outside the work tree and
+# links them into $STATE_DIR/bin.
+#
+# Each tool has its own module under hack/tools/<tool>/ whose go.mod and go.sum
+# are the pins. A tool's cache directory is keyed by a hash of those files, the
+# Go version and BUILD_REVISION, so a later run on the same machine (or another
+# checkout) reuses it, and changing a pin rebuilds only that tool.
+#
+# Usage: hack/build-tools.sh [tool...]   (default: every tool)
+# Env:   CRONWARDEN_TOOLS_CACHE  cache root (default ~/.cache/cronwarden/tools)
+#        STATE_DIR               where bin/ links go (default ./.state)
+set -euo pipefail
+
+# Bump when the build commands below change in a way that alters the binaries.
+BUILD_REVISION=1
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cache=${CRONWARDEN_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/cronwarden/tools}
+state=${STATE_DIR:-$root/.state}
+export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
+all_tools=(kubernetes etcd kwok helm promtool)
+tools=("${@:-${all_tools[@]}}")
+
+mod_version() { (cd "$root/hack/tools/$1" && go list -m -f '{{.Version}}' "$2"); }
+mod_time() { (cd "$root/hack/tools/$1" && go list -m -f '{{.Time.UTC.Format "2006-01-02T15:04:05Z"}}' "$2"); }
+
+build_kubernetes() {
+  local out=$1 v major minor date ld=()
+  v=$(mod_version kubernetes k8s.io/kubernetes)
+  major=${v#v}; major=${major%%.*}
+  minor=${v#v"$major".}; minor=${minor%%.*}
+  date=$(mod_time kubernetes k8s.io/kubernetes)
+  # kwokctl reads these versions to choose each component's flags.
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ld+=("-X $pkg.gitVersion=$v" "-X $pkg.gitMajor=$major" "-X $pkg.gitMinor=$minor"
+      "-X $pkg.gitCommit=$v" "-X $pkg.gitTreeState=clean" "-X $pkg.buildDate=$date")
+  done
+  go build -trimpath -ldflags "-s -w ${ld[*]}" -o "$out/" \
+    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
+}
+
+build_etcd() {
+  go build -trimpath -ldflags "-s -w" -o "$1/etcd" go.etcd.io/etcd/server/v3
+}
+
+build_kwok() {
+  local out=$1 v kube dir
+  v=$(mod_version kwok sigs.k8s.io/kwok)
+  kube=$(mod_version kubernetes k8s.io/kubernetes)
+  go build -trimpath -o "$out/" -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${v#v} \
+    -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=${kube#v}" \
+    sigs.k8s.io/kwok/cmd/kwok sigs.k8s.io/kwok/cmd/kwokctl
+  # The stages kwok simulates nodes and pods with, from the same pinned release.
+  dir=$(go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)
+  mkdir -p "$out/../stages"
+  cp "$dir"/kustomize/stage/node/fast/node-initialize.yaml \
+    "$dir"/kustomize/stage/node/heartbeat/node-heartbeat.yaml \
+    "$dir"/kustomize/stage/pod/fast/pod-{ready,complete,delete}.yaml \
+    "$dir"/kustomize/stage/pod/chaos/pod-container-running-failed.yaml "$out/../stages/"
+}
+
+build_helm() {
+  local v kube major minor
+  v=$(mod_version helm helm.sh/helm/v3)
+  kube=$(mod_version kubernetes k8s.io/kubernetes)
+  major=${kube#v}; major=${major%%.*}
+  minor=${kube#v"$major".}; minor=${minor%%.*}
+  go build -trimpath -o "$1/helm" -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$v \
+    -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=$major \
+    -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$minor" helm.sh/helm/v3/cmd/helm
+}
+
+build_promtool() {
+  local v
+  v=$(mod_version promtool github.com/prometheus/prometheus)
+  go build -trimpath -tags remove_all_sd -o "$1/promtool" \
+    -ldflags "-s -w -X github.com/prometheus/common/version.Version=$v" \
+    github.com/prometheus/prometheus/cmd/promtool
+}
+
+mkdir -p "$cache" "$state/bin"
+total_start=$(date +%s)
+for tool in "${tools[@]}"; do
+  moddir=$root/hack/tools/$tool
+  [ -f "$moddir/go.mod" ] || { echo "build-tools: unknown tool '$tool' (known: ${all_tools[*]})" >&2; exit 2; }
+  key=$( (cat "$moddir/go.mod" "$moddir/go.sum"; go env GOVERSION; echo "$BUILD_REVISION") | sha256sum | cut -c1-12)
+  dir=$cache/$tool-$key
+  if [ -f "$dir/.complete" ]; then
+    echo "build-tools: $tool: cached in $dir"
+  else
+    echo "build-tools: $tool: building into $dir ..."
+    start=$(date +%s)
+    rm -rf "$dir" && mkdir -p "$dir/bin"
+    (cd "$moddir" && "build_$tool" "$dir/bin")
+    touch "$dir/.complete"
+    echo "build-tools: $tool: built in $(($(date +%s) - start))s"
+  fi
+  for bin in "$dir"/bin/*; do ln -sfn "$bin" "$state/bin/$(basename "$bin")"; done
+  [ -d "$dir/stages" ] && ln -sfn "$dir/stages" "$state/kwok-stages"
+done
+echo "build-tools: done in $(($(date +%s) - total_start))s; binaries linked in $state/bin:"
+ls "$state/bin" | sed 's/^/  /'
+du -sh "$cache" | sed 's/^/build-tools: cache size /'

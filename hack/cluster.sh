@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Starts, stops and reports the local control plane: the real kube-apiserver,
+# kube-controller-manager, kube-scheduler and etcd built by hack/build-tools.sh,
+# run as local processes by kwokctl's binary runtime, with kwok fake nodes whose
+# pods run and then complete.
+#
+# Usage: hack/cluster.sh up|down|status|kubeconfig
+# Env:   STATE_DIR      project state (default ./.state); kubeconfig at $STATE_DIR/kubeconfig
+#        CLUSTER_NAME   kwokctl cluster name (default cronwarden)
+#        CLUSTER_NODES  number of fake nodes (default 2)
+#
+# Pods of Jobs go Pending -> Running -> Succeeded (exit 0) within about a
+# second. A pod labelled pod-container-running-failed.stage.kwok.x-k8s.io=true
+# fails instead (exit 1; the exit code can be set with the annotation
+# pod-container-running-failed.stage.kwok.x-k8s.io/exit-code).
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+state=${STATE_DIR:-$root/.state}
+name=${CLUSTER_NAME:-cronwarden}
+nodes=${CLUSTER_NODES:-2}
+bin=$state/bin
+kubeconfig=$state/kubeconfig
+export KWOK_WORKDIR=$state/kwok
+# kwokctl polls the API server with kubectl; never let it download one.
+export KWOK_KUBECTL_BINARY=$bin/kubectl PATH=$bin:$PATH
+
+need_tools() {
+  for b in kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok kwokctl; do
+    [ -x "$bin/$b" ] || { echo "cluster: $bin/$b is missing: run 'make tools' first" >&2; exit 1; }
+  done
+}
+
+running() {
+  [ -f "$kubeconfig" ] && kubectl --kubeconfig "$kubeconfig" get --raw /readyz >/dev/null 2>&1
+}
+
+up() {
+  need_tools
+  if running; then
+    echo "cluster: '$name' is already running; kubeconfig: $kubeconfig"
+    return
+  fi
+  # A cluster left half-created or stopped by a reboot is recreated from scratch.
+  kwokctl --name "$name" delete cluster >/dev/null 2>&1 || true
+  start=$(date +%s)
+  config=$state/kwokctl-config.yaml
+  {
+    cat <<EOF
+apiVersion: config.kwok.x-k8s.io/v1alpha1
+kind: KwokctlConfiguration
+options:
+  bindAddress: 127.0.0.1
+EOF
+    for f in "$state"/kwok-stages/*.yaml; do echo "---"; cat "$f"; done
+  } >"$config"
+  kwokctl --name "$name" create cluster \
+    --runtime binary \
+    --config "$config" \
+    --kube-authorization=true \
+    --kube-admission=true \
+    --kube-apiserver-binary "$bin/kube-apiserver" \
+    --kube-controller-manager-binary "$bin/kube-controller-manager" \
+    --kube-scheduler-binary "$bin/kube-scheduler" \
+    --etcd-binary "$bin/etcd" \
+    --kwok-controller-binary "$bin/kwok" \
+    --kubeconfig "" \
+    --wait 3m
+  cp "$KWOK_WORKDIR/clusters/$name/kubeconfig.yaml" "$kubeconfig"
+  kwokctl --name "$name" scale node --replicas "$nodes"
+  kubectl --kubeconfig "$kubeconfig" wait --for=condition=Ready node --all --timeout=120s >/dev/null
+  # Pods need the namespace's default ServiceAccount, which the controller
+  # manager creates shortly after start.
+  for _ in $(seq 1 120); do
+    kubectl --kubeconfig "$kubeconfig" -n default get serviceaccount default >/dev/null 2>&1 && break
+    sleep 0.5
+  done
+  echo "cluster: '$name' up in $(($(date +%s) - start))s with $nodes kwok node(s)"
+  echo "cluster: export KUBECONFIG=$kubeconfig"
+}
+
+down() {
+  if [ -x "$bin/kwokctl" ]; then
+    kwokctl --name "$name" delete cluster || true
+  fi
+  rm -f "$kubeconfig"
+  echo "cluster: '$name' deleted"
+}
+
+status() {
+  if ! running; then
+    echo "cluster: '$name' is not running (start it with 'make cluster-up')"
+    exit 1
+  fi
+  echo "cluster: '$name' is running; kubeconfig: $kubeconfig"
+  kubectl --kubeconfig "$kubeconfig" version 2>/dev/null | sed 's/^/  /'
+  kwokctl --name "$name" get components 2>/dev/null | sed 's/^/  /' || true
+  kubectl --kubeconfig "$kubeconfig" get nodes | sed 's/^/  /'
+}
+
+case ${1:-} in
+  up) up ;;
+  down) down ;;
+  status) status ;;
+  kubeconfig) echo "$kubeconfig" ;;
+  *) echo "usage: $0 up|down|status|kubeconfig" >&2; exit 2 ;;
+esac

@@ -1,0 +1,96 @@
+"""Fixtures for end-to-end tests: one local control plane per test session,
+one namespace per test.
+
+The cluster is started with hack/cluster.sh once per session (pytest-xdist
+workers share it through a file lock), or an already running one is reused:
+set CRONWARDEN_E2E_KUBECONFIG to its kubeconfig. A cluster that this session
+started is deleted at the end unless CRONWARDEN_E2E_KEEP_CLUSTER=1.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client, config
+from kubernetes.client import ApiClient
+
+from tests.e2e.support import ROOT, STATE_DIR, Kubectl, wait_for
+
+STARTED_MARKER = STATE_DIR / "cluster-started-by-tests"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        item.add_marker(pytest.mark.e2e)
+
+
+def _start_cluster() -> Path:
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    with open(STATE_DIR / "cluster.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        kubeconfig = STATE_DIR / "kubeconfig"
+        was_running = (
+            subprocess.run(
+                [str(ROOT / "hack/cluster.sh"), "status"], capture_output=True
+            ).returncode
+            == 0
+        )
+        if not was_running:
+            subprocess.run([str(ROOT / "hack/cluster.sh"), "up"], check=True)
+            STARTED_MARKER.touch()
+        return kubeconfig
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # Runs in the xdist controller (or the only process) after every worker is done.
+    if hasattr(session.config, "workerinput"):
+        return
+    if STARTED_MARKER.exists() and os.environ.get("CRONWARDEN_E2E_KEEP_CLUSTER") != "1":
+        subprocess.run([str(ROOT / "hack/cluster.sh"), "down"], check=False)
+        STARTED_MARKER.unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="session")
+def kubeconfig() -> Path:
+    given = os.environ.get("CRONWARDEN_E2E_KUBECONFIG")
+    return Path(given) if given else _start_cluster()
+
+
+@pytest.fixture(scope="session")
+def api(kubeconfig: Path) -> Iterator[ApiClient]:
+    with config.new_client_from_config(config_file=str(kubeconfig)) as api_client:
+        yield api_client
+
+
+@pytest.fixture(scope="session")
+def kubectl(kubeconfig: Path) -> Kubectl:
+    return Kubectl(kubeconfig)
+
+
+@pytest.fixture
+def namespace(api: ApiClient) -> Iterator[str]:
+    """A fresh namespace for one test, deleted (with everything in it) afterwards."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    name = f"e2e-{worker}-{uuid.uuid4().hex[:8]}"
+    core = client.CoreV1Api(api)
+    core.create_namespace(
+        client.V1Namespace(
+            metadata=client.V1ObjectMeta(name=name, labels={"cronwarden.io/e2e-test": "true"})
+        )
+    )
+    # Pods are rejected until the namespace's default ServiceAccount exists.
+    wait_for(
+        lambda: any(
+            sa.metadata.name == "default" for sa in core.list_namespaced_service_account(name).items
+        ),
+        timeout=30,
+        what=f"the default ServiceAccount in {name}",
+    )
+    yield name
+    core.delete_namespace(name, propagation_policy="Background")
