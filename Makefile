@@ -27,6 +27,12 @@ help: ## Show this help.
 	  /^[a-zA-Z0-9_-]+:.*?##/ { printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2 } \
 	  /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
 
+##@ Run
+
+.PHONY: run
+run: install tools ## Run the product: local cluster, CRD, examples, and the operator (Ctrl-C stops).
+	hack/run.sh
+
 ##@ Development
 
 $(VENV)/.installed: pyproject.toml
@@ -48,6 +54,15 @@ lint: install ## Run ruff and mypy.
 fmt: install ## Format the code and apply ruff's safe fixes.
 	$(VENV)/bin/ruff format operator tests
 	$(VENV)/bin/ruff check --fix operator tests
+
+.PHONY: crd
+crd: install ## Regenerate crds/ from the pydantic models.
+	$(VENV)/bin/cronwarden crd -o crds/scheduledtasks.cronwarden.io.yaml
+
+.PHONY: job-schema
+job-schema: install ## Refresh the embedded JobTemplateSpec schema from the running local cluster.
+	$(PY) hack/job-template-schema.py $(BIN)/kubectl $(KUBECONFIG_LOCAL) \
+	  operator/cronwarden/schemas/jobtemplatespec-v1.36.json
 
 .PHONY: test
 test: install tools ## Run every test: unit, then end-to-end on the local control plane (started if needed).

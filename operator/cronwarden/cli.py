@@ -1,11 +1,32 @@
-"""The `cronwarden` command line."""
+"""The `cronwarden` command line: `run` the operator, print the `crd`."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from cronwarden import __version__
+
+ENV_PREFIX = "CRONWARDEN_"
+
+
+def env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(ENV_PREFIX + name, default)
+
+
+def env_int(name: str, default: int) -> int:
+    value = env(name)
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise SystemExit(
+            f"cronwarden: {ENV_PREFIX}{name}={value!r} is not a whole number"
+        ) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,7 +36,93 @@ def build_parser() -> argparse.ArgumentParser:
         "and reports missed and failing runs.",
     )
     parser.add_argument("--version", action="version", version=f"cronwarden {__version__}")
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run",
+        help="run the operator",
+        description="Run the operator: watch ScheduledTasks and the CronJobs and Jobs it "
+        "manages, keep each CronJob in sync and write status and Events. Every option "
+        f"can also be set with an environment variable ({ENV_PREFIX}<NAME>).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    scope = run.add_mutually_exclusive_group()
+    scope.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        dest="namespaces",
+        default=[n for n in (env("NAMESPACES") or "").split(",") if n],
+        metavar="NS",
+        help="watch this namespace; repeat for more; globs such as team-* work "
+        f"(env {ENV_PREFIX}NAMESPACES, comma-separated)",
+    )
+    scope.add_argument(
+        "-A",
+        "--all-namespaces",
+        action="store_true",
+        default=env("ALL_NAMESPACES", "") in ("1", "true"),
+        help=f"watch every namespace (env {ENV_PREFIX}ALL_NAMESPACES=true)",
+    )
+    run.add_argument(
+        "--kubeconfig",
+        default=env("KUBECONFIG") or os.environ.get("KUBECONFIG"),
+        help="kubeconfig to use; in a pod the service account is used when unset "
+        f"(env {ENV_PREFIX}KUBECONFIG or KUBECONFIG)",
+    )
+    run.add_argument(
+        "--liveness-port",
+        type=int,
+        default=env_int("LIVENESS_PORT", 8080),
+        help="port of the liveness endpoint /healthz; 0 disables it "
+        f"(env {ENV_PREFIX}LIVENESS_PORT)",
+    )
+    run.add_argument(
+        "--bind-address",
+        default=env("BIND_ADDRESS", "0.0.0.0"),
+        help=f"address the liveness endpoint listens on (env {ENV_PREFIX}BIND_ADDRESS)",
+    )
+    run.add_argument(
+        "--log-format",
+        choices=["plain", "json"],
+        default=env("LOG_FORMAT", "plain"),
+        help=f"log lines as plain text or one JSON object each (env {ENV_PREFIX}LOG_FORMAT)",
+    )
+    run.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=env("VERBOSE", "") in ("1", "true"),
+        help=f"log debug details (env {ENV_PREFIX}VERBOSE=true)",
+    )
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=env_int("WORKERS", 4),
+        help=f"tasks reconciled in parallel (env {ENV_PREFIX}WORKERS)",
+    )
+    run.add_argument(
+        "--resync-seconds",
+        type=int,
+        default=env_int("RESYNC_SECONDS", 30),
+        help="how often every task is reconciled without a watch event "
+        f"(env {ENV_PREFIX}RESYNC_SECONDS)",
+    )
+    run.add_argument(
+        "--peering",
+        default=env("PEERING"),
+        metavar="NAME",
+        help="run with kopf peering under this name, so that only one of several replicas "
+        f"is active (needs the peering CRDs); standalone when unset (env {ENV_PREFIX}PEERING)",
+    )
+
+    crd = commands.add_parser(
+        "crd",
+        help="print or write the ScheduledTask CRD generated from the models",
+        description="Print the ScheduledTask CustomResourceDefinition (YAML) generated from "
+        "the pydantic models, or write it to a file.",
+    )
+    crd.add_argument("-o", "--output", type=Path, help="write to this file instead of stdout")
     return parser
 
 
@@ -25,4 +132,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    return 0
+    if args.command == "crd":
+        from cronwarden.crd import render
+
+        text = render()
+        if args.output:
+            args.output.write_text(text)
+        else:
+            sys.stdout.write(text)
+        return 0
+    if args.command == "run":
+        if not args.namespaces and not args.all_namespaces:
+            parser.error("run: give --namespace NS (repeatable) or --all-namespaces")
+        from cronwarden.runner import run
+        from cronwarden.settings import Settings
+
+        return run(
+            Settings(
+                namespaces=args.namespaces,
+                all_namespaces=args.all_namespaces,
+                kubeconfig=args.kubeconfig,
+                liveness_port=args.liveness_port,
+                bind_address=args.bind_address,
+                log_format=args.log_format,
+                verbose=args.verbose,
+                workers=args.workers,
+                resync_seconds=args.resync_seconds,
+                peering=args.peering,
+            )
+        )
+    return 2

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import fcntl
 import os
+import socket
 import subprocess
+import sys
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +23,7 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client import ApiClient
 
-from tests.e2e.support import ROOT, STATE_DIR, Kubectl, wait_for
+from tests.e2e.support import ROOT, STATE_DIR, Kubectl, Operator, wait_for
 
 STARTED_MARKER = STATE_DIR / "cluster-started-by-tests"
 
@@ -28,6 +31,10 @@ STARTED_MARKER = STATE_DIR / "cluster-started-by-tests"
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         item.add_marker(pytest.mark.e2e)
+
+
+def worker_id() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "gw0")
 
 
 def _start_cluster() -> Path:
@@ -76,8 +83,7 @@ def kubectl(kubeconfig: Path) -> Kubectl:
 @pytest.fixture
 def namespace(api: ApiClient) -> Iterator[str]:
     """A fresh namespace for one test, deleted (with everything in it) afterwards."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-    name = f"e2e-{worker}-{uuid.uuid4().hex[:8]}"
+    name = f"e2e-{worker_id()}-{uuid.uuid4().hex[:8]}"
     core = client.CoreV1Api(api)
     core.create_namespace(
         client.V1Namespace(
@@ -94,3 +100,94 @@ def namespace(api: ApiClient) -> Iterator[str]:
     )
     yield name
     core.delete_namespace(name, propagation_policy="Background")
+
+
+@pytest.fixture(scope="session")
+def crd(kubectl: Kubectl) -> str:
+    """The ScheduledTask CRD from crds/, applied once (server-side) and served."""
+    name = "scheduledtasks.cronwarden.io"
+    with open(STATE_DIR / "crd.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        kubectl(
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            str(ROOT / "crds" / f"{name}.yaml"),
+        )
+        wait_for(
+            lambda: (
+                kubectl(
+                    "wait",
+                    "--for=condition=Established",
+                    f"crd/{name}",
+                    "--timeout=5s",
+                    check=False,
+                ).returncode
+                == 0
+            ),
+            timeout=30,
+            what=f"CRD {name} to be established",
+        )
+        wait_for(
+            lambda: kubectl("get", "scheduledtasks", "-A", check=False).returncode == 0,
+            timeout=30,
+            what="ScheduledTasks to be served",
+        )
+    return name
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def operator(kubeconfig: Path, crd: str) -> Iterator[Operator]:
+    """One operator per pytest worker, watching that worker's test namespaces."""
+    logs = STATE_DIR / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    log_path = logs / f"operator-{worker_id()}.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "cronwarden",
+                "run",
+                "--namespace",
+                f"e2e-{worker_id()}-*",
+                "--kubeconfig",
+                str(kubeconfig),
+                "--liveness-port",
+                str(port),
+                "--bind-address",
+                "127.0.0.1",
+                "--resync-seconds",
+                "5",
+                "--verbose",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    op = Operator(proc, log_path, f"http://127.0.0.1:{port}/healthz")
+
+    def healthy() -> bool:
+        assert proc.poll() is None, f"operator exited early; see {log_path}"
+        try:
+            with urllib.request.urlopen(op.liveness_url, timeout=2) as resp:
+                return bool(resp.status == 200)
+        except OSError:
+            return False
+
+    wait_for(healthy, timeout=60, what="the operator's liveness endpoint")
+    yield op
+    crashed = proc.poll()
+    proc.terminate()
+    proc.wait(timeout=30)
+    assert crashed is None, f"the operator died during the tests; see {log_path}"
+    assert "Traceback" not in log_path.read_text(), (
+        f"the operator logged a traceback; see {log_path}"
+    )

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
+
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 STATE_DIR = Path(os.environ.get("STATE_DIR", ROOT / ".state"))
@@ -57,3 +61,97 @@ class Kubectl:
         if check and proc.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
         return proc
+
+
+@dataclass
+class Operator:
+    """A `cronwarden run` process started by the tests."""
+
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    liveness_url: str
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def reconciles(self, namespace: str, name: str) -> int:
+        """How many reconciles of one task the operator has logged so far."""
+        return self.log().count(f"reconciled {namespace}/{name}:")
+
+
+def load_example(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((ROOT / "examples" / f"{name}.yaml").read_text())
+    return loaded
+
+
+def condition_of(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
+    conditions = (obj.get("status") or {}).get("conditions") or []
+    return next((c for c in conditions if c["type"] == type_), None)
+
+
+class Cluster:
+    """kubectl views of one test namespace, returning parsed JSON."""
+
+    def __init__(self, kubectl: Kubectl, namespace: str) -> None:
+        self.kubectl = kubectl
+        self.namespace = namespace
+
+    def apply(self, obj: dict[str, Any], *, server_side: bool = False) -> str:
+        args = ["-n", self.namespace, "apply", "-f", "-"]
+        if server_side:
+            args.append("--server-side")
+        return self.kubectl(*args, input=json.dumps(obj)).stdout
+
+    def get(self, kind: str, name: str) -> dict[str, Any] | None:
+        proc = self.kubectl("-n", self.namespace, "get", kind, name, "-o", "json", check=False)
+        if proc.returncode != 0:
+            if "NotFound" in proc.stderr:
+                return None
+            raise AssertionError(proc.stderr)
+        obj: dict[str, Any] = json.loads(proc.stdout)
+        return obj
+
+    def list(self, kind: str, selector: str | None = None) -> list[dict[str, Any]]:
+        args = ["-n", self.namespace, "get", kind, "-o", "json"]
+        if selector:
+            args += ["-l", selector]
+        items: list[dict[str, Any]] = json.loads(self.kubectl(*args).stdout)["items"]
+        return items
+
+    def task(self, name: str) -> dict[str, Any]:
+        obj = self.get("scheduledtask", name)
+        assert obj is not None, f"ScheduledTask {name} does not exist"
+        return obj
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        return [
+            e
+            for e in self.list("events")
+            if e["involvedObject"].get("kind") == "ScheduledTask"
+            and e["involvedObject"]["name"] == name
+        ]
+
+    def event_reasons(self, name: str) -> set[str]:
+        return {e["reason"] for e in self.events(name)}
+
+    def wait_task(
+        self, name: str, check: Callable[[dict[str, Any]], bool], *, timeout: float, what: str
+    ) -> dict[str, Any]:
+        return wait_for(
+            lambda: (obj := self.task(name)) if check(obj := self.task(name)) else None,
+            timeout=timeout,
+            what=f"ScheduledTask {name}: {what}",
+        )
+
+    def wait_ready(self, name: str, generation: int = 1, timeout: float = 30) -> dict[str, Any]:
+        def ready(obj: dict[str, Any]) -> bool:
+            cond = condition_of(obj, "Ready")
+            return (
+                cond is not None
+                and cond["status"] == "True"
+                and obj["status"].get("observedGeneration") == generation
+            )
+
+        return self.wait_task(
+            name, ready, timeout=timeout, what=f"Ready at generation {generation}"
+        )

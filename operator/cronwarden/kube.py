@@ -1,0 +1,187 @@
+"""The one module that talks to the Kubernetes API.
+
+Objects travel as plain dicts in their wire form (camelCase JSON), the same form
+kopf hands to handlers, so the pure code never depends on client model classes.
+API errors are mapped here, in one place, to `ApiError` with `retryable` set.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+from kubernetes import client, config
+
+from cronwarden import models
+from cronwarden.builder import FIELD_MANAGER
+
+log = logging.getLogger(__name__)
+
+TASKS = f"/apis/{models.GROUP}/{models.VERSION}/namespaces/{{ns}}/{models.PLURAL}"
+CRONJOBS = "/apis/batch/v1/namespaces/{ns}/cronjobs"
+JOBS = "/apis/batch/v1/namespaces/{ns}/jobs"
+EVENTS = "/api/v1/namespaces/{ns}/events"
+
+RETRYABLE = {409, 410, 429, 500, 502, 503, 504}
+
+
+@dataclass
+class ApiError(Exception):
+    """A failed API request: `status` is the HTTP code, `message` the server's text."""
+
+    status: int
+    reason: str
+    message: str
+
+    @property
+    def retryable(self) -> bool:
+        """Conflicts, expired lists, throttling and server errors are worth retrying;
+        invalid (422), forbidden (403) or not found (404) requests are not."""
+        return self.status in RETRYABLE or self.status == 0
+
+    def __str__(self) -> str:
+        return f"{self.status} {self.reason}: {self.message}"
+
+
+def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
+    """In-cluster credentials when running in a pod, else the kubeconfig."""
+    configuration = client.Configuration()
+    if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
+        config.load_incluster_config(client_configuration=configuration)
+    else:
+        config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    return client.ApiClient(configuration)
+
+
+class Kube:
+    def __init__(self, api: client.ApiClient, timeout: float = 30.0) -> None:
+        self.api = api
+        self.timeout = timeout
+        self.instance = os.environ.get("POD_NAME") or socket.gethostname()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        query: dict[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> dict[str, Any]:
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = content_type
+        try:
+            params = self.api.param_serialize(
+                method,
+                path,
+                query_params=list((query or {}).items()),
+                header_params=headers,
+                body=body,
+                auth_settings=["BearerToken"],
+            )
+            response = self.api.call_api(*params, _request_timeout=self.timeout)
+            data = response.read()
+        except OSError as err:  # connection refused, reset, timeout
+            raise ApiError(0, "ConnectionError", str(err)) from err
+        except Exception as err:
+            if type(err).__name__ in {"MaxRetryError", "ProtocolError", "TimeoutError"}:
+                raise ApiError(0, "ConnectionError", str(err)) from err
+            raise
+        payload: dict[str, Any] = json.loads(data) if data else {}
+        if response.status >= 300:
+            raise ApiError(
+                response.status,
+                str(payload.get("reason") or response.reason),
+                str(payload.get("message") or data[:500]),
+            )
+        return payload
+
+    def get(self, path: str) -> dict[str, Any] | None:
+        try:
+            return self.request("GET", path)
+        except ApiError as err:
+            if err.status == 404:
+                return None
+            raise
+
+    # ScheduledTasks
+
+    def get_task(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.get(f"{TASKS.format(ns=namespace)}/{quote(name)}")
+
+    def patch_task_status(
+        self, namespace: str, name: str, status: dict[str, Any], resource_version: str
+    ) -> dict[str, Any]:
+        """Replace status fields through the status subresource; a 409 means the task
+        changed since it was read (the caller reads it again)."""
+        body = {"metadata": {"resourceVersion": resource_version}, "status": status}
+        return self.request(
+            "PATCH",
+            f"{TASKS.format(ns=namespace)}/{quote(name)}/status",
+            body=body,
+            content_type="application/merge-patch+json",
+        )
+
+    # CronJobs and Jobs
+
+    def get_cronjob(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.get(f"{CRONJOBS.format(ns=namespace)}/{quote(name)}")
+
+    def apply_cronjob(self, cronjob: dict[str, Any]) -> dict[str, Any]:
+        meta = cronjob["metadata"]
+        return self.request(
+            "PATCH",
+            f"{CRONJOBS.format(ns=meta['namespace'])}/{quote(meta['name'])}",
+            body=cronjob,
+            query={"fieldManager": FIELD_MANAGER, "force": "true", "fieldValidation": "Strict"},
+            content_type="application/apply-patch+yaml",
+        )
+
+    def list_jobs(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self.request(
+            "GET", JOBS.format(ns=namespace), query={"labelSelector": selector}
+        ).get("items", [])
+        return items
+
+    # Events
+
+    def post_event(self, obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
+        """Record a core/v1 Event on `obj`, as `kubectl describe` shows them."""
+        meta = obj["metadata"]
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {
+                "apiVersion": obj.get("apiVersion", models.API_VERSION),
+                "kind": obj.get("kind", models.KIND),
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta.get("uid"),
+                "resourceVersion": meta.get("resourceVersion"),
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": "cronwarden"},
+            "reportingComponent": "cronwarden.io/operator",
+            "reportingInstance": self.instance,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        try:
+            self.request("POST", EVENTS.format(ns=meta["namespace"]), body=event)
+        except ApiError as err:
+            # An Event is best effort: never fail a reconcile over it.
+            log.warning(
+                "could not post event %s on %s/%s: %s", reason, meta["namespace"], meta["name"], err
+            )

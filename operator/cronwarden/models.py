@@ -1,0 +1,262 @@
+"""The ScheduledTask API (cronwarden.io/v1alpha1) as pydantic models.
+
+These models are the one source of truth: the CRD's OpenAPI schema is generated
+from them (`cronwarden crd`), and the operator parses incoming objects with them.
+Field names are snake_case in Python and camelCase on the wire.
+
+Defaults are applied by the operator, not stored by the API server, so that the
+object in the cluster is exactly what was applied (no drift for GitOps tools).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+GROUP = "cronwarden.io"
+VERSION = "v1alpha1"
+KIND = "ScheduledTask"
+PLURAL = "scheduledtasks"
+SINGULAR = "scheduledtask"
+SHORT_NAMES = ("st",)
+API_VERSION = f"{GROUP}/{VERSION}"
+
+# CronJob names are limited to 52 characters, because the Jobs they start append
+# an 11-character suffix to a 63-character limit.
+MAX_NAME_LENGTH = 52
+
+DEFAULT_CONCURRENCY_POLICY = "Forbid"
+DEFAULT_STARTING_DEADLINE_SECONDS = 300
+DEFAULT_SUCCESSFUL_JOBS_HISTORY_LIMIT = 3
+DEFAULT_FAILED_JOBS_HISTORY_LIMIT = 1
+DEFAULT_MISSED_RUN_GRACE_SECONDS = 60
+DEFAULT_MAX_CONSECUTIVE_FAILURES = 1
+
+# robfig/cron v3 (which the CronJob controller uses) accepts five whitespace-separated
+# fields or a descriptor; the field contents are checked by the operator.
+SCHEDULE_PATTERN = r"^\s*(@[a-z]+(\s+\S+)?|\S+(\s+\S+){4})\s*$"
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+    )
+
+
+class JobTemplate(Model):
+    """A batch/v1 JobTemplateSpec. In the CRD this field carries the full
+    Kubernetes schema of the pinned release, so the API server validates it."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    metadata: dict[str, Any] | None = None
+    spec: dict[str, Any]
+
+
+class ScheduledTaskSpec(Model):
+    """Desired state: a CronJob, plus the contract cronwarden monitors it against."""
+
+    schedule: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=256,
+            pattern=SCHEDULE_PATTERN,
+            description="Cron schedule as the CronJob controller reads it: five fields "
+            "(minute hour day-of-month month day-of-week; names, ranges, steps, '?') or "
+            "a descriptor such as @hourly or @daily. Evaluated in timeZone.",
+        ),
+    ]
+    time_zone: Annotated[
+        str | None,
+        Field(
+            min_length=1,
+            max_length=64,
+            description="IANA time zone of the schedule, such as Europe/Berlin. Defaults "
+            "to the time zone of kube-controller-manager (usually UTC).",
+        ),
+    ] = None
+    suspend: Annotated[
+        bool | None,
+        Field(description="Stop starting new runs; running Jobs continue. Defaults to false."),
+    ] = None
+    concurrency_policy: Annotated[
+        Literal["Allow", "Forbid", "Replace"] | None,
+        Field(
+            description="What to do when a run is due while the previous one still runs: "
+            "Allow (run both), Forbid (skip the new run) or Replace (stop the old run). "
+            f"Defaults to {DEFAULT_CONCURRENCY_POLICY}."
+        ),
+    ] = None
+    starting_deadline_seconds: Annotated[
+        int | None,
+        Field(
+            ge=0,
+            description="A run that cannot start within this many seconds of its slot is "
+            "skipped (and reported as missed). Bounds catch-up after controller downtime. "
+            f"Defaults to {DEFAULT_STARTING_DEADLINE_SECONDS}.",
+        ),
+    ] = None
+    successful_jobs_history_limit: Annotated[
+        int | None,
+        Field(
+            ge=0,
+            description="Finished successful Jobs to keep. Defaults to "
+            f"{DEFAULT_SUCCESSFUL_JOBS_HISTORY_LIMIT}.",
+        ),
+    ] = None
+    failed_jobs_history_limit: Annotated[
+        int | None,
+        Field(
+            ge=0,
+            description=f"Failed Jobs to keep. Defaults to {DEFAULT_FAILED_JOBS_HISTORY_LIMIT}.",
+        ),
+    ] = None
+    job_template: Annotated[
+        JobTemplate,
+        Field(description="The Job to run at each slot (batch/v1 JobTemplateSpec)."),
+    ]
+    missed_run_grace_seconds: Annotated[
+        int | None,
+        Field(
+            ge=0,
+            description="How late a run may start before its slot counts as missed. "
+            f"Defaults to {DEFAULT_MISSED_RUN_GRACE_SECONDS}.",
+        ),
+    ] = None
+    success_deadline_seconds: Annotated[
+        int | None,
+        Field(
+            ge=1,
+            description="Longest acceptable time since the last successful run (or since "
+            "creation, if it never succeeded) before the task is Stale. No deadline if unset.",
+        ),
+    ] = None
+    max_consecutive_failures: Annotated[
+        int | None,
+        Field(
+            ge=1,
+            description="Failed runs in a row before the task is Failing. Defaults to "
+            f"{DEFAULT_MAX_CONSECUTIVE_FAILURES}.",
+        ),
+    ] = None
+    max_run_duration_seconds: Annotated[
+        int | None,
+        Field(
+            ge=1,
+            description="Alert (not kill) when a run takes longer than this. No limit if unset.",
+        ),
+    ] = None
+    owner: Annotated[
+        str | None,
+        Field(max_length=256, description="Who is paged for this task (team or person)."),
+    ] = None
+    runbook_url: Annotated[
+        str | None,
+        Field(
+            alias="runbookURL",
+            max_length=2048,
+            pattern=r"^https?://\S+$",
+            description="Link to what to do when this task alerts (http or https URL).",
+        ),
+    ] = None
+    description: Annotated[
+        str | None, Field(max_length=1024, description="What this task does.")
+    ] = None
+
+
+class Condition(Model):
+    """A status condition, following the Kubernetes API conventions."""
+
+    type: Annotated[str, Field(description="Ready, Late, Failing, Stale or Suspended.")]
+    status: Annotated[
+        Literal["True", "False", "Unknown"], Field(description="True, False or Unknown.")
+    ]
+    reason: Annotated[str, Field(description="CamelCase reason for the last transition.")]
+    message: Annotated[str, Field(description="Human-readable details.")] = ""
+    last_transition_time: Annotated[datetime, Field(description="When status last changed.")]
+    observed_generation: Annotated[
+        int | None, Field(description="The generation this condition was computed for.")
+    ] = None
+
+
+class LastRun(Model):
+    """The most recent run that finished."""
+
+    job: Annotated[str, Field(description="Name of the Job.")]
+    scheduled_time: Annotated[datetime | None, Field(description="The slot it ran for.")] = None
+    start_time: Annotated[datetime | None, Field(description="When the Job started.")] = None
+    completion_time: Annotated[
+        datetime | None, Field(description="When the Job finished (succeeded or failed).")
+    ] = None
+    result: Annotated[Literal["Succeeded", "Failed"], Field(description="Succeeded or Failed.")]
+    reason: Annotated[str | None, Field(description="Why the Job failed, from its condition.")] = (
+        None
+    )
+
+
+class ScheduledTaskStatus(Model):
+    """Observed state, written by the operator through the status subresource."""
+
+    observed_generation: Annotated[
+        int | None, Field(description="The spec generation this status reflects.")
+    ] = None
+    cron_job_name: Annotated[str | None, Field(description="Name of the owned CronJob.")] = None
+    active: Annotated[list[str], Field(description="Names of the Jobs running now.")] = []
+    last_schedule_time: Annotated[
+        datetime | None, Field(description="When the CronJob last started a Job.")
+    ] = None
+    last_successful_time: Annotated[
+        datetime | None, Field(description="When the last successful run finished.")
+    ] = None
+    last_failure_time: Annotated[
+        datetime | None, Field(description="When the last failed run failed.")
+    ] = None
+    last_run: Annotated[LastRun | None, Field(description="The most recent finished run.")] = None
+    next_schedule_time: Annotated[
+        datetime | None, Field(description="The next slot, in UTC; unset while suspended.")
+    ] = None
+    last_missed_time: Annotated[
+        datetime | None, Field(description="The most recent slot that was missed.")
+    ] = None
+    missed_runs: Annotated[
+        int, Field(ge=0, description="Slots missed since the task was created.")
+    ] = 0
+    consecutive_failures: Annotated[
+        int, Field(ge=0, description="Failed runs since the last successful one.")
+    ] = 0
+    succeeded: Annotated[int, Field(ge=0, description="Successful runs recorded.")] = 0
+    failed: Annotated[int, Field(ge=0, description="Failed runs recorded.")] = 0
+    conditions: Annotated[
+        list[Condition], Field(description="Ready, Late, Failing, Stale and Suspended.")
+    ] = []
+
+
+class ScheduledTask(BaseModel):
+    """A whole object as the API server returns it."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", frozen=True)
+
+    api_version: str = Field(default=API_VERSION, alias="apiVersion")
+    kind: str = KIND
+    metadata: dict[str, Any]
+    spec: ScheduledTaskSpec
+    status: ScheduledTaskStatus = ScheduledTaskStatus()
+
+    @property
+    def name(self) -> str:
+        return str(self.metadata["name"])
+
+    @property
+    def namespace(self) -> str:
+        return str(self.metadata["namespace"])
+
+    @property
+    def generation(self) -> int:
+        return int(self.metadata.get("generation", 0))

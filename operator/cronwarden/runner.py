@@ -1,0 +1,42 @@
+"""Start kopf with the handlers in cronwarden.handlers."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import kopf
+
+from cronwarden.settings import Settings
+
+
+def run(settings: Settings) -> int:
+    if settings.kubeconfig:
+        # kopf logs in through the kubernetes client, which reads KUBECONFIG.
+        os.environ["KUBECONFIG"] = settings.kubeconfig
+    kopf.configure(
+        verbose=settings.verbose,
+        log_format=kopf.LogFormat.JSON if settings.log_format == "json" else kopf.LogFormat.FULL,
+    )
+    # Quiet the per-request chatter of the HTTP libraries unless asked for.
+    logging.getLogger("urllib3").setLevel(logging.DEBUG if settings.verbose else logging.WARNING)
+    # kopf logs every watch event's handler at INFO; the controller logs what matters.
+    logging.getLogger("kopf.objects").setLevel(
+        logging.DEBUG if settings.verbose else logging.WARNING
+    )
+    import cronwarden.handlers  # noqa: F401  (registers the handlers)
+
+    liveness = (
+        f"http://{settings.bind_address}:{settings.liveness_port}/healthz"
+        if settings.liveness_port
+        else None
+    )
+    kopf.run(
+        standalone=settings.peering is None,
+        peering_name=settings.peering,
+        clusterwide=settings.all_namespaces,
+        namespaces=settings.namespaces,
+        liveness_endpoint=liveness,
+        memo=kopf.Memo(settings=settings),
+    )
+    return 0

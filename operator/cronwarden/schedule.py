@@ -1,0 +1,345 @@
+"""CronJob slot times, computed exactly as the Kubernetes CronJob controller computes them.
+
+The controller parses `TZ=<spec.timeZone> <spec.schedule>` (or the bare schedule when
+timeZone is unset) with robfig/cron v3.0.1 `cron.ParseStandard` and walks the slots with
+`Schedule.Next`. This module reproduces that, with zoneinfo for the tz database.
+
+Why not croniter or cronsim: measured against robfig over 3,200 cases (see
+docs/schedules.md), both differ on daylight-saving days (a slot in a spring-forward gap
+runs late instead of being skipped; cronsim runs a repeated hour once; both disagree in
+Australia/Lord_Howe), both accept what the API server rejects (day-of-week 7, L, #, H)
+and reject some of what it accepts (`?`, never-firing schedules). Their answers are
+reasonable cron semantics but not the controller's, and an operator that reports missed
+runs must predict the controller, quirks included. robfig's algorithm is short, so
+`cronwarden.schedule_robfig` transcribes it (with the parts of Go's time package it relies
+on) and hack/crondiff checks every case of the test corpus against the real Go code.
+
+Behaviour worth knowing (all robfig's):
+- A slot whose wall-clock time does not exist (spring forward) is skipped, not moved.
+- A slot in a repeated hour (fall back) runs twice, once per offset.
+- Day-of-month and day-of-week: if either field starts with `*` or `?` (`*/1` counts,
+  `*/2` does not), a day must match both; otherwise it may match either.
+- Without a timeZone the controller uses its own local zone; here that is taken as UTC.
+- `Next` gives up after five years: `0 0 30 2 *` parses but never fires (None here).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from cronwarden import schedule_robfig as robfig
+from cronwarden.schedule_robfig import ScheduleError, UnknownTimeZoneError
+
+__all__ = [
+    "TOO_MANY_MISSED",
+    "CronSchedule",
+    "MissedSlots",
+    "ScheduleError",
+    "UnknownTimeZoneError",
+    "missed_slots",
+    "parse",
+]
+
+TOO_MANY_MISSED = 100
+"""The controller's bound: with more unmet slots it warns TooManyMissedTimes."""
+
+# pkg/apis/batch/validation: each path component of spec.timeZone.
+_ZONE_PART = re.compile(r"[A-Za-z.\-_0-9+]{1,14}")
+
+
+def _load_zone(name: str) -> tzinfo:
+    """Validate spec.timeZone as the API server does, then load it."""
+    if name == "":
+        raise UnknownTimeZoneError("timeZone: must be unset or a non-empty time zone name")
+    for part in name.split("/"):
+        if part in (".", "..") or part.startswith("-") or not _ZONE_PART.fullmatch(part):
+            raise UnknownTimeZoneError(
+                f"timeZone: {name!r} is not a valid time zone name (expected an IANA name "
+                "such as Europe/Berlin or America/New_York)"
+            )
+    if name.lower() == "local":
+        raise UnknownTimeZoneError(
+            "timeZone: 'Local' is not allowed; name an explicit IANA time zone"
+        )
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise UnknownTimeZoneError(
+            f"timeZone: unknown time zone {name!r} (not in the tz database; expected an IANA "
+            "name such as Europe/Berlin)"
+        ) from None
+
+
+def _aware(name: str, value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be a timezone-aware datetime, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class CronSchedule:
+    """A parsed CronJob schedule. Build it with `parse`; all results are aware UTC."""
+
+    expression: str
+    time_zone: str | None
+    _spec: robfig.Spec = field(repr=False, compare=False)
+    _zone: tzinfo = field(repr=False, compare=False)
+
+    @property
+    def is_every(self) -> bool:
+        """True for `@every <duration>`: a fixed interval, independent of time zones."""
+        return isinstance(self._spec, robfig.Every)
+
+    def next(self, after: datetime) -> datetime | None:
+        """The first slot strictly after `after`, or None if the schedule never fires.
+
+        "Never" is robfig's: no slot within about five years of `after`.
+        """
+        return robfig.next_after(self._spec, self._zone, _aware("after", after))
+
+    def slots(self, after: datetime, until: datetime, limit: int = 1000) -> list[datetime]:
+        """The slots s with after < s <= until, in order, at most `limit` of them."""
+        _aware("until", until)
+        out: list[datetime] = []
+        t = self.next(after)
+        while t is not None and t <= until and len(out) < limit:
+            out.append(t)
+            t = self.next(t)
+        return out
+
+    def most_recent(self, after: datetime, now: datetime) -> tuple[datetime | None, int]:
+        """The latest slot in (after, now] and how many slots that interval holds.
+
+        The count is exact up to TOO_MANY_MISSED; beyond it is TOO_MANY_MISSED + 1
+        ("too many", as the controller says). The latest slot is exact either way.
+        """
+        _aware("now", now)
+        if isinstance(self._spec, robfig.Every):
+            return self._most_recent_every(self._spec.seconds, _aware("after", after), now)
+        latest: datetime | None = None
+        count = 0
+        t = self.next(after)
+        while t is not None and t <= now:
+            latest, count = t, count + 1
+            if count > TOO_MANY_MISSED:
+                return self._latest_near(now, floor=t), count
+            t = self.next(t)
+        return latest, count
+
+    def _most_recent_every(
+        self, delay: int, after: datetime, now: datetime
+    ) -> tuple[datetime | None, int]:
+        first = robfig.next_after(self._spec, self._zone, after)
+        assert first is not None  # @every always has a next slot
+        if first > now:
+            return None, 0
+        steps = (now - first) // timedelta(seconds=delay)
+        return first + timedelta(seconds=delay * steps), min(steps + 1, TOO_MANY_MISSED + 1)
+
+    def _latest_near(self, now: datetime, floor: datetime) -> datetime:
+        """The latest slot <= now, knowing `floor` is one: search back from now, doubling."""
+        window = timedelta(minutes=1)
+        while True:
+            start = max(now - window, floor)
+            latest = None
+            t = self.next(start)
+            while t is not None and t <= now:
+                latest, t = t, self.next(t)
+            if latest is not None:
+                return latest
+            if start == floor:
+                return floor
+            window *= 2
+
+    def dst_notes(self, now: datetime, days: int = 366) -> list[str]:
+        """Warnings for daylight-saving changes in the next `days` days that affect slots.
+
+        One line per change and kind: slots that do not run because their wall time is
+        skipped (or, as in Australia/Lord_Howe, because robfig steps over them), and slots
+        that run twice because their wall time repeats. Empty when nothing is affected.
+        """
+        if not isinstance(self._spec, robfig.SpecBits):
+            return []
+        start = int(_aware("now", now).timestamp())
+        notes: list[str] = []
+        for change in _transitions(self._zone, start, start + days * 86400):
+            notes += _dst_change_notes(self._spec, self._zone, self.time_zone or "UTC", *change)
+        return notes
+
+
+def parse(schedule: str, time_zone: str | None = None) -> CronSchedule:
+    """Parse a CronJob's spec.schedule and spec.timeZone as the API server and controller do.
+
+    Raises ScheduleError for a schedule the API server would reject (including any "TZ"
+    in it: timeZone is the supported way), and UnknownTimeZoneError for a bad timeZone.
+    """
+    spec = robfig.parse_standard(schedule)
+    if "TZ" in schedule:
+        raise ScheduleError("schedule: must not contain TZ= or CRON_TZ=; set timeZone instead")
+    zone: tzinfo = UTC if time_zone is None else _load_zone(time_zone)
+    return CronSchedule(schedule, time_zone, spec, zone)
+
+
+@dataclass(frozen=True)
+class MissedSlots:
+    """What the CronJob controller concludes in one sync (utils.go nextScheduleTime).
+
+    - `earliest`: where it starts looking: lastScheduleTime, else creationTimestamp, moved
+      up to now - startingDeadlineSeconds when that is later.
+    - `scheduled_time`: the slot it starts a Job for now, or None (nothing due). It is the
+      most recent slot only: earlier unmet slots are never started.
+    - `unmet`: its count of unmet slots since `earliest`: 0, 1, or its estimate
+      (elapsed time / the first interval, + 1), which for irregular schedules is rough.
+    - `too_many`: unmet > TOO_MANY_MISSED; it records a TooManyMissedTimes warning.
+    - `error`: set when it refuses the schedule (two slots less than 1s apart, which is
+      how a never-firing schedule shows up); it then starts nothing.
+    """
+
+    earliest: datetime
+    scheduled_time: datetime | None
+    unmet: int
+    too_many: bool = False
+    error: str | None = None
+
+    @property
+    def skipped(self) -> int:
+        """Slots the controller lets pass without a Job: all unmet slots but the one started."""
+        return max(self.unmet - 1, 0)
+
+
+def missed_slots(
+    schedule: CronSchedule,
+    *,
+    last_schedule: datetime | None,
+    created: datetime,
+    now: datetime,
+    starting_deadline_seconds: int | None,
+) -> MissedSlots:
+    """Mirror mostRecentScheduleTime(includeStartingDeadlineSeconds=true) of the controller.
+
+    Same inputs as the controller: status.lastScheduleTime, metadata.creationTimestamp,
+    the clock, spec.startingDeadlineSeconds. Its approximations are kept on purpose: the
+    count comes from the first interval, and the slot to start is searched from an
+    estimated point, so for irregular schedules (e.g. `0,1 0 * * *` after days of downtime)
+    the controller may find no slot at all, and neither does this function. Not mirrored:
+    Go's integer overflow for clock skew of centuries, and Feb 29 schedules near 2100,
+    whose next slot lies beyond robfig's five-year search.
+    """
+    _aware("created", created)
+    _aware("now", now)
+    earliest = created if last_schedule is None else _aware("last_schedule", last_schedule)
+    if starting_deadline_seconds is not None:
+        deadline = now - timedelta(seconds=starting_deadline_seconds)
+        earliest = max(earliest, deadline)
+    t1 = schedule.next(earliest)
+    if t1 is not None and now < t1:
+        return MissedSlots(earliest, None, 0)
+    t2 = None if t1 is None else schedule.next(t1)
+    if t1 is not None and t2 is not None and now < t2:
+        return MissedSlots(earliest, t1, 1)
+    if t1 is None or t2 is None:
+        return MissedSlots(earliest, None, 0, error=_LESS_THAN_A_SECOND)
+    between = round((t2 - t1).total_seconds())
+    if between < 1:
+        return MissedSlots(earliest, None, 0, error=_LESS_THAN_A_SECOND)
+    elapsed = now - t1  # Go: int64(d.Seconds()), a float64 truncated
+    whole, micros = divmod(elapsed // timedelta(microseconds=1), 10**6)
+    count = int(float(whole) + float(micros * 1000) / 1e9) // between + 1
+    most_recent = None
+    t = schedule.next(t1 + timedelta(seconds=(count - 2) * between))
+    while t is not None and t <= now:
+        most_recent, t = t, schedule.next(t)
+    return MissedSlots(earliest, most_recent, count, too_many=count > TOO_MANY_MISSED)
+
+
+_LESS_THAN_A_SECOND = "time difference between two schedules is less than 1 second"
+
+
+# --- daylight-saving notes ------------------------------------------------------------
+
+
+def _transitions(zone: tzinfo, start: int, end: int) -> list[tuple[int, int, int]]:
+    """Offset changes in [start, end): (first second of the new offset, before, after)."""
+    step = 3 * 3600  # no zone changes its offset twice within three hours
+    out = []
+    u, off = start, robfig.offset(start, zone)
+    while u < end:
+        v = min(u + step, end)
+        off_v = robfig.offset(v, zone)
+        if off_v != off:
+            lo, hi = u, v
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                lo, hi = (mid, hi) if robfig.offset(mid, zone) == off else (lo, mid)
+            out.append((hi, off, robfig.offset(hi, zone)))
+        u, off = v, off_v
+    return out
+
+
+def _wall(seconds: int) -> datetime:
+    """A wall-clock time (naive) given as seconds since 1970-01-01T00:00 local."""
+    return datetime(1970, 1, 1) + timedelta(seconds=seconds)
+
+
+def _matches(spec: robfig.SpecBits, wall: datetime) -> bool:
+    return bool(
+        spec.second & 1
+        and (1 << wall.minute) & spec.minute
+        and (1 << wall.hour) & spec.hour
+        and (1 << wall.month) & spec.month
+        and robfig.day_matches(spec, wall)
+    )
+
+
+def _dst_change_notes(  # one offset change: which matching wall times run 0 or 2 times
+    spec: robfig.SpecBits, zone: tzinfo, name: str, when: int, before: int, after: int
+) -> list[str]:
+    span = abs(after - before)
+    first_wall = when + min(before, after) - span - 3600
+    last_wall = when + max(before, after) + span + 3600
+    runs: dict[int, list[int]] = {}
+    t = robfig.spec_next(spec, zone, first_wall - max(before, after) - 60)
+    while t is not None and t <= last_wall - min(before, after) + 60:
+        runs.setdefault(t + robfig.offset(t, zone), []).append(t)
+        t = robfig.spec_next(spec, zone, t)
+    skipped, twice = [], []
+    for w in range(first_wall - first_wall % 60 + 60, last_wall, 60):
+        if _matches(spec, _wall(w)):
+            count = len(runs.get(w, []))
+            if count == 0:
+                skipped.append(w)
+            elif count > 1:
+                twice.append(w)
+    change = _wall(when + before)
+    hours, minutes = divmod(span // 60, 60)
+    by = " ".join(
+        f"{n} {unit}{'s' if n != 1 else ''}"
+        for n, unit in ((hours, "hour"), (minutes, "minute"))
+        if n
+    )
+    head = (
+        f"{name}: on {change:%Y-%m-%d} clocks go {'forward' if after > before else 'back'} "
+        f"by {by} at {change:%H:%M} local time"
+    )
+    notes = []
+    if skipped:
+        notes.append(
+            f"{head}; the CronJob controller will skip the run at {_walls(skipped)} "
+            "that day (skipped runs are not made up later)"
+        )
+    if twice:
+        notes.append(
+            f"{head}; the CronJob controller will run {_walls(twice)} twice, "
+            "once before and once after the change"
+        )
+    return notes
+
+
+def _walls(walls: list[int]) -> str:
+    shown = [f"{_wall(w):%H:%M}" for w in walls[:5]]
+    if len(walls) > 5:
+        return ", ".join(shown) + f" and {len(walls) - 5} more"
+    return shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " and " + shown[-1]

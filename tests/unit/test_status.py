@@ -1,0 +1,191 @@
+"""compute_status: a pure function of (task, CronJob, Jobs, now)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from cronwarden.status import Problem, compute_status, run_of
+from tests.unit.factories import job, task
+
+# Named instants. The default schedule is "30 2 * * *" (UTC).
+JUST_BEFORE_THE_RUN = datetime(2026, 11, 28, 2, 29, 59, tzinfo=UTC)
+AFTER_THE_RUN = datetime(2026, 11, 28, 2, 31, 10, tzinfo=UTC)
+NEXT_DAY_AFTER_THE_RUN = datetime(2026, 11, 29, 2, 31, 10, tzinfo=UTC)
+
+CRONJOB: dict[str, Any] = {
+    "metadata": {"name": "backup"},
+    "status": {"lastScheduleTime": "2026-11-28T02:30:00Z"},
+}
+SUCCEEDED = job(
+    "backup-29930550",
+    scheduled="2026-11-28T02:30:00Z",
+    start="2026-11-28T02:30:01Z",
+    complete="2026-11-28T02:31:00Z",
+)
+FAILED = job(
+    "backup-29930550",
+    scheduled="2026-11-28T02:30:00Z",
+    start="2026-11-28T02:30:01Z",
+    failed="2026-11-28T02:31:00Z",
+)
+FAILED_NEXT_DAY = job(
+    "backup-29931990",
+    scheduled="2026-11-29T02:30:00Z",
+    start="2026-11-29T02:30:01Z",
+    failed="2026-11-29T02:31:00Z",
+)
+RUNNING = job("backup-29930550", scheduled="2026-11-28T02:30:00Z", start="2026-11-28T02:30:01Z")
+
+
+def cond(status: Any, type_: str) -> Any:
+    return next(c for c in status.conditions if c.type == type_)
+
+
+def wire(status: Any) -> dict[str, Any]:
+    """The status as it comes back from the API server."""
+    return dict(status.model_dump(by_alias=True, mode="json", exclude_none=True))
+
+
+def test_fresh_task_is_ready_with_next_run_and_no_events() -> None:
+    status, events = compute_status(task(), CRONJOB, [], JUST_BEFORE_THE_RUN)
+    assert status.next_schedule_time == datetime(2026, 11, 28, 2, 30, tzinfo=UTC)
+    assert status.observed_generation == 1
+    assert status.cron_job_name == "backup"
+    assert cond(status, "Ready").status == "True"
+    assert cond(status, "Ready").reason == "Reconciled"
+    assert cond(status, "Failing").status == "False"
+    assert cond(status, "Suspended").status == "False"
+    assert events == []
+
+
+def test_running_job_is_active_and_not_counted() -> None:
+    status, events = compute_status(task(), CRONJOB, [RUNNING], AFTER_THE_RUN)
+    assert status.active == ["backup-29930550"]
+    assert (status.succeeded, status.failed, status.last_run) == (0, 0, None)
+    assert events == []
+
+
+def test_completed_job_is_recorded_once() -> None:
+    status, events = compute_status(task(), CRONJOB, [SUCCEEDED], AFTER_THE_RUN)
+    assert status.succeeded == 1
+    assert status.last_successful_time == datetime(2026, 11, 28, 2, 31, tzinfo=UTC)
+    assert status.last_schedule_time == datetime(2026, 11, 28, 2, 30, tzinfo=UTC)
+    assert status.last_run is not None
+    assert (status.last_run.job, status.last_run.result) == ("backup-29930550", "Succeeded")
+    assert status.last_run.scheduled_time == datetime(2026, 11, 28, 2, 30, tzinfo=UTC)
+    assert [(e.type, e.reason) for e in events] == [("Normal", "RunSucceeded")]
+    assert "succeeded after 59s" in events[0].message
+
+    again, events = compute_status(task(status=wire(status)), CRONJOB, [SUCCEEDED], AFTER_THE_RUN)
+    assert again == status
+    assert events == []
+
+
+def test_failures_count_in_a_row_and_make_the_task_failing() -> None:
+    spec = {"maxConsecutiveFailures": 2}
+    first, events = compute_status(task(spec), CRONJOB, [FAILED], AFTER_THE_RUN)
+    assert (first.failed, first.consecutive_failures) == (1, 1)
+    assert first.last_failure_time == datetime(2026, 11, 28, 2, 31, tzinfo=UTC)
+    assert first.last_run is not None
+    assert first.last_run.reason == "BackoffLimitExceeded"
+    assert cond(first, "Failing").status == "False"
+    assert [(e.type, e.reason) for e in events] == [("Warning", "RunFailed")]
+    assert "BackoffLimitExceeded" in events[0].message
+
+    # The first Job was deleted by the history limit: still counted once.
+    second, _ = compute_status(
+        task(spec, wire(first)), CRONJOB, [FAILED_NEXT_DAY], NEXT_DAY_AFTER_THE_RUN
+    )
+    assert (second.failed, second.consecutive_failures) == (2, 2)
+    failing = cond(second, "Failing")
+    assert (failing.status, failing.reason) == ("True", "ConsecutiveFailures")
+    assert failing.last_transition_time == NEXT_DAY_AFTER_THE_RUN.replace(microsecond=0)
+
+
+def test_a_success_resets_consecutive_failures() -> None:
+    failed, _ = compute_status(task(), CRONJOB, [FAILED], AFTER_THE_RUN)
+    assert cond(failed, "Failing").status == "True"
+    success = job(
+        "backup-29931990",
+        scheduled="2026-11-29T02:30:00Z",
+        start="2026-11-29T02:30:01Z",
+        complete="2026-11-29T02:30:30Z",
+    )
+    status, _ = compute_status(
+        task(status=wire(failed)), CRONJOB, [success], NEXT_DAY_AFTER_THE_RUN
+    )
+    assert (status.consecutive_failures, status.succeeded, status.failed) == (0, 1, 1)
+    assert cond(status, "Failing").status == "False"
+
+
+def test_jobs_finishing_in_one_reconcile_are_recorded_in_finish_order() -> None:
+    early = job("backup-1", start="2026-11-28T02:30:01Z", failed="2026-11-28T02:30:10Z")
+    late = job("backup-2", start="2026-11-28T02:30:02Z", complete="2026-11-28T02:30:20Z")
+    status, events = compute_status(task(), CRONJOB, [late, early], AFTER_THE_RUN)
+    assert [e.reason for e in events] == ["RunFailed", "RunSucceeded"]
+    assert status.consecutive_failures == 0
+    assert status.last_run is not None
+    assert status.last_run.job == "backup-2"
+
+
+def test_suspended_task_has_no_next_run() -> None:
+    status, _ = compute_status(task({"suspend": True}), CRONJOB, [], JUST_BEFORE_THE_RUN)
+    assert status.next_schedule_time is None
+    assert cond(status, "Suspended").status == "True"
+
+
+def test_time_zone_moves_the_next_run() -> None:
+    status, _ = compute_status(
+        task({"timeZone": "Europe/Berlin"}), CRONJOB, [], JUST_BEFORE_THE_RUN
+    )
+    # 02:30 in Berlin (UTC+1 in November) is 01:30 UTC: the next one is tomorrow.
+    assert status.next_schedule_time == datetime(2026, 11, 29, 1, 30, tzinfo=UTC)
+
+
+def test_unknown_time_zone_is_reported_once() -> None:
+    status, events = compute_status(
+        task({"timeZone": "Mars/Olympus_Mons"}), CRONJOB, [], JUST_BEFORE_THE_RUN
+    )
+    ready = cond(status, "Ready")
+    assert (ready.status, ready.reason) == ("False", "UnknownTimeZone")
+    assert "Mars/Olympus_Mons" in ready.message
+    assert [(e.type, e.reason) for e in events] == [("Warning", "UnknownTimeZone")]
+    again, events = compute_status(
+        task({"timeZone": "Mars/Olympus_Mons"}, wire(status)), CRONJOB, [], AFTER_THE_RUN
+    )
+    assert events == []
+    assert cond(again, "Ready").last_transition_time == ready.last_transition_time
+
+
+def test_schedule_the_controller_would_reject_is_invalid_spec() -> None:
+    status, events = compute_status(task({"schedule": "5 4 * * 7"}), CRONJOB, [], AFTER_THE_RUN)
+    ready = cond(status, "Ready")
+    assert (ready.status, ready.reason) == ("False", "InvalidSpec")
+    assert "day-of-week" in ready.message
+    assert [e.reason for e in events] == ["InvalidSpec"]
+
+
+def test_apply_problem_makes_ready_false() -> None:
+    problem = Problem("InvalidSpec", "the CronJob was rejected: spec.jobTemplate: Invalid value")
+    status, events = compute_status(task(), None, [], AFTER_THE_RUN, problem)
+    assert cond(status, "Ready").reason == "InvalidSpec"
+    assert status.next_schedule_time is None
+    assert [e.reason for e in events] == ["InvalidSpec"]
+
+
+def test_missing_cronjob_is_not_ready() -> None:
+    status, _ = compute_status(task(), None, [], AFTER_THE_RUN)
+    assert (cond(status, "Ready").status, cond(status, "Ready").reason) == (
+        "False",
+        "CronJobMissing",
+    )
+
+
+def test_run_of_reads_the_terminal_conditions_only() -> None:
+    pending_failure = job("j", start="2026-11-28T02:30:01Z")
+    pending_failure["status"]["conditions"] = [
+        {"type": "FailureTarget", "status": "True", "lastTransitionTime": "2026-11-28T02:30:05Z"}
+    ]
+    assert run_of(pending_failure).result == "Running"
+    assert run_of(FAILED).finished == datetime(2026, 11, 28, 2, 31, tzinfo=UTC)
