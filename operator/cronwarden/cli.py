@@ -78,9 +78,16 @@ def build_parser() -> argparse.ArgumentParser:
         f"(env {ENV_PREFIX}LIVENESS_PORT)",
     )
     run.add_argument(
+        "--metrics-port",
+        type=int,
+        default=env_int("METRICS_PORT", 9090),
+        help="port of the Prometheus endpoint /metrics; 0 disables it "
+        f"(env {ENV_PREFIX}METRICS_PORT)",
+    )
+    run.add_argument(
         "--bind-address",
         default=env("BIND_ADDRESS", "0.0.0.0"),
-        help=f"address the liveness endpoint listens on (env {ENV_PREFIX}BIND_ADDRESS)",
+        help=f"address the liveness and metrics endpoints listen on (env {ENV_PREFIX}BIND_ADDRESS)",
     )
     run.add_argument(
         "--log-format",
@@ -104,8 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--resync-seconds",
         type=int,
-        default=env_int("RESYNC_SECONDS", 30),
-        help="how often every task is reconciled without a watch event "
+        default=env_int("RESYNC_SECONDS", 300),
+        help="safety net: how often every task is reconciled even without a watch event or "
+        "a time-driven wake-up (slots, deadlines) "
         f"(env {ENV_PREFIX}RESYNC_SECONDS)",
     )
     run.add_argument(
@@ -153,6 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 all_namespaces=args.all_namespaces,
                 kubeconfig=args.kubeconfig,
                 liveness_port=args.liveness_port,
+                metrics_port=args.metrics_port,
                 bind_address=args.bind_address,
                 log_format=args.log_format,
                 verbose=args.verbose,

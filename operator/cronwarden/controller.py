@@ -15,6 +15,7 @@ import pydantic
 
 from cronwarden import builder
 from cronwarden.kube import ApiError, Kube
+from cronwarden.metrics import TaskMetrics
 from cronwarden.models import ScheduledTask, ScheduledTaskStatus
 from cronwarden.status import Event, Problem, compute_status
 
@@ -49,16 +50,20 @@ def status_body(status: ScheduledTaskStatus) -> dict[str, Any]:
 
 
 class Controller:
-    def __init__(self, kube: Kube, clock: Clock = utcnow) -> None:
+    def __init__(self, kube: Kube, metrics: TaskMetrics, clock: Clock = utcnow) -> None:
         self.kube = kube
+        self.metrics = metrics
         self.clock = clock
 
-    def reconcile(self, namespace: str, name: str) -> None:
-        """Raises ApiError when a retryable API call failed; the caller requeues."""
+    def reconcile(self, namespace: str, name: str) -> datetime | None:
+        """Reconcile one task; returns when to reconcile it again (time-driven changes
+        such as a slot becoming due), or None. Raises ApiError when an API call failed;
+        the caller retries."""
         # 1. Read the task. A deleted task's CronJob and Jobs are garbage-collected.
         obj = self.kube.get_task(namespace, name)
         if obj is None or obj["metadata"].get("deletionTimestamp"):
-            return
+            self.metrics.forget(namespace, name)
+            return None
 
         # 2. Parse it. Admission rejects almost every invalid spec; what remains is
         #    reported on the object rather than raised.
@@ -66,7 +71,7 @@ class Controller:
             task = ScheduledTask.model_validate(obj)
         except pydantic.ValidationError as err:
             self.report_unparsable(obj, invalid_spec_message(err))
-            return
+            return None
 
         # 3. Bring the CronJob in sync: no write when it already is.
         desired = builder.build_cronjob(task)
@@ -92,8 +97,9 @@ class Controller:
         jobs = self.kube.list_jobs(namespace, builder.selector_for(task.name))
 
         # 5. Compute the status; write it only when it changed.
-        status, run_events = compute_status(task, live, jobs, self.clock(), problem)
-        events.extend(run_events)
+        outcome = compute_status(task, live, jobs, self.clock(), problem)
+        status = outcome.status
+        events.extend(outcome.events)
         status_changed = status != task.status
         if status_changed:
             self.kube.patch_task_status(
@@ -110,6 +116,10 @@ class Controller:
         # 6. Tell people, once the status that records it is written.
         for event in events:
             self.kube.post_event(obj, event.type, event.reason, event.message)
+
+        # 7. Export what status says as metrics.
+        self.metrics.update(task, outcome)
+        return outcome.wake_at
 
     def drifted(
         self, task: ScheduledTask, desired: dict[str, Any], live: dict[str, Any] | None

@@ -14,14 +14,17 @@ import asyncio
 import logging
 import os
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import kopf
+from prometheus_client import start_http_server
 
 from cronwarden import models
 from cronwarden.builder import MANAGED_BY, MANAGED_BY_LABEL, TASK_LABEL
 from cronwarden.controller import Controller
 from cronwarden.kube import ApiError, Kube, load_api_client
+from cronwarden.metrics import TaskMetrics
 from cronwarden.settings import Settings
 from cronwarden.workqueue import TaskKey, WorkQueue
 
@@ -45,7 +48,11 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.networking.request_timeout = 60
     memo.queue = WorkQueue()
     memo.known = set()
-    memo.controller = Controller(Kube(load_api_client(config.kubeconfig)))
+    memo.metrics = TaskMetrics()
+    if config.metrics_port:
+        start_http_server(config.metrics_port, config.bind_address, registry=memo.metrics.registry)
+        log.info("serving metrics on %s:%s/metrics", config.bind_address, config.metrics_port)
+    memo.controller = Controller(Kube(load_api_client(config.kubeconfig)), memo.metrics)
     memo.workers = [
         asyncio.create_task(worker(memo), name=f"cronwarden-worker-{i}")
         for i in range(config.workers)
@@ -65,6 +72,8 @@ async def task_event(type: str, name: str, namespace: str | None, memo: Any, **_
     key = (namespace or "", name)
     if type == "DELETED":
         memo.known.discard(key)
+        memo.queue.forget(key)
+        memo.metrics.forget(*key)
         return
     memo.known.add(key)
     memo.queue.add(key)
@@ -88,8 +97,11 @@ async def worker(memo: kopf.Memo) -> None:
         key = await queue.get()
         namespace, name = key
         try:
-            await asyncio.to_thread(controller.reconcile, namespace, name)
+            wake_at = await asyncio.to_thread(controller.reconcile, namespace, name)
             failures.pop(key, None)
+            if wake_at is not None:
+                delay = (wake_at - datetime.now(UTC)).total_seconds()
+                queue.add_after(key, max(delay, 0.0))
         except ApiError as err:
             count = failures[key] = failures.get(key, 0) + 1
             delay = min(2**count, 60) if err.retryable else 60

@@ -11,9 +11,10 @@ class Settings:
     all_namespaces: bool = False
     kubeconfig: str | None = None
     liveness_port: int = 8080
+    metrics_port: int = 9090
     bind_address: str = "0.0.0.0"
     log_format: str = "plain"
     verbose: bool = False
     workers: int = 4
-    resync_seconds: float = 30.0
+    resync_seconds: float = 300.0
     peering: str | None = None

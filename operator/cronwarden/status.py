@@ -9,18 +9,23 @@ result from what is in the cluster.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, TypeVar
 
-from cronwarden import models, schedule
+from cronwarden import detection, models, schedule
 from cronwarden.models import Condition, LastRun, ScheduledTask, ScheduledTaskStatus
 
 SCHEDULED_TIMESTAMP_ANNOTATION = "batch.kubernetes.io/cronjob-scheduled-timestamp"
 
 READY = "Ready"
+LATE = "Late"
 FAILING = "Failing"
+STALE = "Stale"
+LONG_RUNNING = "LongRunning"
 SUSPENDED = "Suspended"
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -128,20 +133,32 @@ def describe(run: Run) -> str:
     return f"Job {run.job} failed{took}" + (f": {detail}" if detail else "")
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What one reconcile concludes: the status to write, the Events to post once
+    it is written, the runs it recorded (for metrics), and when to look again."""
+
+    status: ScheduledTaskStatus
+    events: list[Event]
+    recorded: list[Run] = field(default_factory=list)
+    wake_at: datetime | None = None
+    oldest_active: datetime | None = None
+
+
 def compute_status(
     task: ScheduledTask,
     cronjob: dict[str, Any] | None,
     jobs: list[dict[str, Any]],
     now: datetime,
     problem: Problem | None = None,
-) -> tuple[ScheduledTaskStatus, list[Event]]:
-    """The status to write, and the Events to post once it is written."""
+) -> Outcome:
+    """A pure function of (task with its previous status, CronJob, Jobs, now)."""
     now = now.astimezone(UTC).replace(microsecond=0)
     prev = task.status
     spec = task.spec
-    generation = task.generation
     events: list[Event] = []
 
+    # 1. Record the runs that finished since the last recorded one.
     runs = [run_of(job) for job in jobs]
     recorded = new_runs(prev.last_run, runs)
     succeeded, failed = prev.succeeded, prev.failed
@@ -165,116 +182,212 @@ def compute_status(
             reason=run.reason,
         )
 
-    next_run: datetime | None = None
-    if problem is None and not spec.suspend:
+    # 2. Parse the schedule the way the CronJob controller does.
+    sched: schedule.CronSchedule | None = None
+    if problem is None:
         try:
-            next_run = schedule.parse(spec.schedule, spec.time_zone).next(now)
+            sched = schedule.parse(spec.schedule, spec.time_zone)
         except schedule.UnknownTimeZoneError as err:
             problem = Problem("UnknownTimeZone", str(err))
         except schedule.ScheduleError as err:
             problem = Problem("InvalidSpec", str(err))
 
-    conditions: list[Condition] = []
-    if problem is not None:
-        ready = condition(
-            prev.conditions, READY, "False", problem.reason, problem.message, now, generation
-        )
-        old = next((c for c in prev.conditions if c.type == READY), None)
-        if old is None or (old.reason, old.message) != (problem.reason, problem.message):
-            events.append(Event("Warning", problem.reason, problem.message))
-    elif cronjob is None:
-        ready = condition(
-            prev.conditions,
-            READY,
-            "False",
-            "CronJobMissing",
-            "the CronJob does not exist yet",
-            now,
-            generation,
-        )
-    else:
-        ready = condition(
-            prev.conditions,
-            READY,
-            "True",
-            "Reconciled",
-            f"CronJob {cronjob['metadata']['name']} is in sync with the spec",
-            now,
-            generation,
-        )
-    conditions.append(ready)
-
-    limit = spec.max_consecutive_failures or models.DEFAULT_MAX_CONSECUTIVE_FAILURES
-    if consecutive >= limit:
-        last = f"; last: {describe_last(last_run)}" if last_run else ""
-        conditions.append(
-            condition(
-                prev.conditions,
-                FAILING,
-                "True",
-                "ConsecutiveFailures",
-                f"{consecutive} failed run(s) in a row, limit {limit}{last}",
-                now,
-                generation,
-            )
-        )
-    else:
-        conditions.append(
-            condition(
-                prev.conditions,
-                FAILING,
-                "False",
-                "BelowFailureLimit",
-                f"{consecutive} failed run(s) in a row, limit {limit}",
-                now,
-                generation,
-            )
-        )
-
-    if spec.suspend:
-        suspended = condition(
-            prev.conditions,
-            SUSPENDED,
-            "True",
-            "SuspendedBySpec",
-            "spec.suspend is true: no new runs start",
-            now,
-            generation,
-        )
-    else:
-        suspended = condition(
-            prev.conditions,
-            SUSPENDED,
-            "False",
-            "NotSuspended",
-            "runs start on schedule",
-            now,
-            generation,
-        )
-    conditions.append(suspended)
-    # Conditions owned by later stages (Late, Stale) are kept as they are.
-    known = {c.type for c in conditions}
-    conditions.extend(c for c in prev.conditions if c.type not in known)
-
+    # 3. Judge the slots that are due: missed ones are counted once each.
     cron_status = (cronjob or {}).get("status") or {}
+    last_schedule = parse_time(cron_status.get("lastScheduleTime")) or prev.last_schedule_time
+    created = parse_time(task.metadata.get("creationTimestamp")) or now
+    grace = timedelta(
+        seconds=_or(spec.missed_run_grace_seconds, models.DEFAULT_MISSED_RUN_GRACE_SECONDS)
+    )
+    missed_runs, last_missed = prev.missed_runs, prev.last_missed_time
+    next_run: datetime | None = None
+    if sched is not None and not spec.suspend:
+        next_run = sched.next(now)
+        verdict = detection.judge_slots(
+            sched,
+            watermark=max(
+                t
+                for t in (created, last_schedule, last_missed, resumed_at(prev.conditions))
+                if t is not None
+            ),
+            last_schedule=last_schedule,
+            now=now,
+            grace=grace,
+            forbid=_or(spec.concurrency_policy, models.DEFAULT_CONCURRENCY_POLICY) == "Forbid",
+            runs=runs,
+        )
+        if verdict.missed:
+            missed_runs += len(verdict.missed)
+            last_missed = verdict.missed[-1]
+            events.append(
+                Event("Warning", "MissedSchedule", describe_missed(verdict.missed, grace))
+            )
+
+    # 4. Conditions.
+    late = (
+        not spec.suspend
+        and last_missed is not None
+        and (last_schedule is None or last_missed > last_schedule)
+    )
+    deadline = (
+        (last_success or created) + timedelta(seconds=spec.success_deadline_seconds)
+        if spec.success_deadline_seconds
+        else None
+    )
+    run_limit = (
+        timedelta(seconds=spec.max_run_duration_seconds) if spec.max_run_duration_seconds else None
+    )
+    overdue = detection.overdue_runs(runs, now, run_limit)
+    cond = Conditions(prev.conditions, now, task.generation)
+    cond.ready(problem, cronjob, events)
+    cond.late(late, last_missed, grace)
+    limit = _or(spec.max_consecutive_failures, models.DEFAULT_MAX_CONSECUTIVE_FAILURES)
+    cond.failing(consecutive, limit, last_run)
+    cond.stale(deadline, now, last_success, events)
+    cond.long_running(overdue, run_limit, events)
+    cond.suspended(bool(spec.suspend))
+
     status = ScheduledTaskStatus(
-        observed_generation=generation,
+        observed_generation=task.generation,
         cron_job_name=cronjob["metadata"]["name"] if cronjob else prev.cron_job_name,
         active=sorted(r.job for r in runs if r.result == "Running"),
-        last_schedule_time=parse_time(cron_status.get("lastScheduleTime"))
-        or prev.last_schedule_time,
+        last_schedule_time=last_schedule,
         last_successful_time=last_success,
         last_failure_time=last_failure,
         last_run=last_run,
         next_schedule_time=next_run,
-        last_missed_time=prev.last_missed_time,
-        missed_runs=prev.missed_runs,
+        last_missed_time=last_missed,
+        missed_runs=missed_runs,
         consecutive_failures=consecutive,
         succeeded=succeeded,
         failed=failed,
-        conditions=conditions,
+        conditions=cond.done(),
     )
-    return status, events
+    wake = detection.wake_at(
+        now,
+        next_slot=next_run,
+        grace=grace,
+        success_deadline=deadline,
+        runs=runs,
+        run_limit=run_limit,
+    )
+    starts = [r.start for r in runs if r.result == "Running" and r.start is not None]
+    return Outcome(status, events, recorded, wake, min(starts, default=None))
+
+
+def _or(value: T | None, default: T) -> T:
+    return default if value is None else value
+
+
+def resumed_at(conditions: list[Condition]) -> datetime | None:
+    """When the task was last resumed (or first seen running): slots before it are
+    not judged, so a suspension is not reported as missed runs."""
+    suspended = next((c for c in conditions if c.type == SUSPENDED), None)
+    return suspended.last_transition_time if suspended and suspended.status == "False" else None
+
+
+def describe_missed(slots: list[datetime], grace: timedelta) -> str:
+    when = slots[-1].strftime("%Y-%m-%dT%H:%M:%SZ")
+    grace_s = int(grace.total_seconds())
+    if len(slots) == 1:
+        return f"no Job started for the run scheduled at {when} within {grace_s}s"
+    return f"{len(slots)} scheduled runs did not start (latest {when}, grace {grace_s}s)"
+
+
+class Conditions:
+    """Builds the condition list; lastTransitionTime moves only on a status change,
+    and warnings are posted on the transition to the bad state."""
+
+    def __init__(self, previous: list[Condition], now: datetime, generation: int) -> None:
+        self.previous = previous
+        self.now = now
+        self.generation = generation
+        self.out: list[Condition] = []
+
+    def set(self, type_: str, status: bool, reason: str, message: str) -> bool:
+        """Add one condition; returns whether it just turned True."""
+        value: Literal["True", "False"] = "True" if status else "False"
+        old = next((c for c in self.previous if c.type == type_), None)
+        self.out.append(
+            condition(self.previous, type_, value, reason, message, self.now, self.generation)
+        )
+        return status and (old is None or old.status != "True")
+
+    def ready(
+        self, problem: Problem | None, cronjob: dict[str, Any] | None, events: list[Event]
+    ) -> None:
+        if problem is not None:
+            old = next((c for c in self.previous if c.type == READY), None)
+            self.set(READY, False, problem.reason, problem.message)
+            if old is None or (old.reason, old.message) != (problem.reason, problem.message):
+                events.append(Event("Warning", problem.reason, problem.message))
+        elif cronjob is None:
+            self.set(READY, False, "CronJobMissing", "the CronJob does not exist yet")
+        else:
+            name = cronjob["metadata"]["name"]
+            self.set(READY, True, "Reconciled", f"CronJob {name} is in sync with the spec")
+
+    def late(self, late: bool, last_missed: datetime | None, grace: timedelta) -> None:
+        if late and last_missed is not None:
+            when = last_missed.strftime("%Y-%m-%dT%H:%M:%SZ")
+            self.set(
+                LATE,
+                True,
+                "MissedSchedule",
+                f"the run scheduled at {when} did not start within {int(grace.total_seconds())}s",
+            )
+        else:
+            self.set(LATE, False, "OnSchedule", "every due run has started")
+
+    def failing(self, consecutive: int, limit: int, last_run: LastRun | None) -> None:
+        message = f"{consecutive} failed run(s) in a row, limit {limit}"
+        if consecutive >= limit:
+            last = f"; last: {describe_last(last_run)}" if last_run else ""
+            self.set(FAILING, True, "ConsecutiveFailures", message + last)
+        else:
+            self.set(FAILING, False, "BelowFailureLimit", message)
+
+    def stale(
+        self,
+        deadline: datetime | None,
+        now: datetime,
+        last_success: datetime | None,
+        events: list[Event],
+    ) -> None:
+        if deadline is None:
+            self.set(STALE, False, "NoSuccessDeadline", "spec.successDeadlineSeconds is not set")
+            return
+        since = (
+            "never succeeded"
+            if last_success is None
+            else "last success at " + (last_success.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        )
+        if now > deadline:
+            message = f"no successful run within the success deadline ({since})"
+            if self.set(STALE, True, "SuccessDeadlineExceeded", message):
+                events.append(Event("Warning", "SuccessDeadlineExceeded", message))
+        else:
+            self.set(STALE, False, "WithinSuccessDeadline", f"{since}")
+
+    def long_running(
+        self, overdue: list[Run], limit: timedelta | None, events: list[Event]
+    ) -> None:
+        if overdue and limit is not None:
+            jobs = ", ".join(r.job for r in overdue)
+            message = f"running longer than {int(limit.total_seconds())}s: {jobs}"
+            if self.set(LONG_RUNNING, True, "RunTooLong", message):
+                events.append(Event("Warning", "RunTooLong", message))
+        else:
+            self.set(LONG_RUNNING, False, "WithinDuration", "no run is over its duration limit")
+
+    def suspended(self, suspended: bool) -> None:
+        if suspended:
+            self.set(SUSPENDED, True, "SuspendedBySpec", "spec.suspend is true: no new runs start")
+        else:
+            self.set(SUSPENDED, False, "NotSuspended", "runs start on schedule")
+
+    def done(self) -> list[Condition]:
+        return self.out
 
 
 def describe_last(run: LastRun) -> str:

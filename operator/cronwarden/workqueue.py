@@ -16,6 +16,7 @@ class WorkQueue:
         self._pending: set[TaskKey] = set()
         self._active: set[TaskKey] = set()
         self._again: set[TaskKey] = set()
+        self._timers: dict[TaskKey, asyncio.TimerHandle] = {}
 
     def add(self, key: TaskKey) -> None:
         if key in self._active:
@@ -25,7 +26,21 @@ class WorkQueue:
             self._queue.put_nowait(key)
 
     def add_after(self, key: TaskKey, delay: float) -> None:
-        asyncio.get_running_loop().call_later(delay, self.add, key)
+        """Add `key` after `delay` seconds. One timer per key: a later call replaces
+        an earlier one, so a task has at most one wake-up pending."""
+        old = self._timers.pop(key, None)
+        if old is not None:
+            old.cancel()
+        self._timers[key] = asyncio.get_running_loop().call_later(delay, self._fire, key)
+
+    def forget(self, key: TaskKey) -> None:
+        timer = self._timers.pop(key, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _fire(self, key: TaskKey) -> None:
+        self._timers.pop(key, None)
+        self.add(key)
 
     async def get(self) -> TaskKey:
         key = await self._queue.get()

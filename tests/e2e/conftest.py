@@ -148,7 +148,7 @@ def operator(kubeconfig: Path, crd: str) -> Iterator[Operator]:
     """One operator per pytest worker, watching that worker's test namespaces."""
     logs = STATE_DIR / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     log_path = logs / f"operator-{worker_id()}.log"
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
@@ -163,6 +163,8 @@ def operator(kubeconfig: Path, crd: str) -> Iterator[Operator]:
                 str(kubeconfig),
                 "--liveness-port",
                 str(port),
+                "--metrics-port",
+                str(metrics_port),
                 "--bind-address",
                 "127.0.0.1",
                 "--resync-seconds",
@@ -172,7 +174,12 @@ def operator(kubeconfig: Path, crd: str) -> Iterator[Operator]:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    op = Operator(proc, log_path, f"http://127.0.0.1:{port}/healthz")
+    op = Operator(
+        proc,
+        log_path,
+        f"http://127.0.0.1:{port}/healthz",
+        f"http://127.0.0.1:{metrics_port}/metrics",
+    )
 
     def healthy() -> bool:
         assert proc.poll() is None, f"operator exited early; see {log_path}"

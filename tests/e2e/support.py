@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,9 +71,15 @@ class Operator:
     process: subprocess.Popen[bytes]
     log_path: Path
     liveness_url: str
+    metrics_url: str
 
     def log(self) -> str:
         return self.log_path.read_text()
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(self.metrics_url, timeout=5) as resp:
+            text: str = resp.read().decode()
+            return text
 
     def reconciles(self, namespace: str, name: str) -> int:
         """How many reconciles of one task the operator has logged so far."""

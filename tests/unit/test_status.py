@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from cronwarden.status import Problem, compute_status, run_of
+from cronwarden.status import Event, Problem, compute_status, run_of
 from tests.unit.factories import job, task
 
 # Named instants. The default schedule is "30 2 * * *" (UTC).
@@ -38,6 +38,11 @@ FAILED_NEXT_DAY = job(
 RUNNING = job("backup-29930550", scheduled="2026-11-28T02:30:00Z", start="2026-11-28T02:30:01Z")
 
 
+def status_and_events(*args: Any) -> tuple[Any, list[Event]]:
+    outcome = compute_status(*args)
+    return outcome.status, outcome.events
+
+
 def cond(status: Any, type_: str) -> Any:
     return next(c for c in status.conditions if c.type == type_)
 
@@ -48,7 +53,7 @@ def wire(status: Any) -> dict[str, Any]:
 
 
 def test_fresh_task_is_ready_with_next_run_and_no_events() -> None:
-    status, events = compute_status(task(), CRONJOB, [], JUST_BEFORE_THE_RUN)
+    status, events = status_and_events(task(), CRONJOB, [], JUST_BEFORE_THE_RUN)
     assert status.next_schedule_time == datetime(2026, 11, 28, 2, 30, tzinfo=UTC)
     assert status.observed_generation == 1
     assert status.cron_job_name == "backup"
@@ -60,14 +65,14 @@ def test_fresh_task_is_ready_with_next_run_and_no_events() -> None:
 
 
 def test_running_job_is_active_and_not_counted() -> None:
-    status, events = compute_status(task(), CRONJOB, [RUNNING], AFTER_THE_RUN)
+    status, events = status_and_events(task(), CRONJOB, [RUNNING], AFTER_THE_RUN)
     assert status.active == ["backup-29930550"]
     assert (status.succeeded, status.failed, status.last_run) == (0, 0, None)
     assert events == []
 
 
 def test_completed_job_is_recorded_once() -> None:
-    status, events = compute_status(task(), CRONJOB, [SUCCEEDED], AFTER_THE_RUN)
+    status, events = status_and_events(task(), CRONJOB, [SUCCEEDED], AFTER_THE_RUN)
     assert status.succeeded == 1
     assert status.last_successful_time == datetime(2026, 11, 28, 2, 31, tzinfo=UTC)
     assert status.last_schedule_time == datetime(2026, 11, 28, 2, 30, tzinfo=UTC)
@@ -77,14 +82,16 @@ def test_completed_job_is_recorded_once() -> None:
     assert [(e.type, e.reason) for e in events] == [("Normal", "RunSucceeded")]
     assert "succeeded after 59s" in events[0].message
 
-    again, events = compute_status(task(status=wire(status)), CRONJOB, [SUCCEEDED], AFTER_THE_RUN)
+    again, events = status_and_events(
+        task(status=wire(status)), CRONJOB, [SUCCEEDED], AFTER_THE_RUN
+    )
     assert again == status
     assert events == []
 
 
 def test_failures_count_in_a_row_and_make_the_task_failing() -> None:
     spec = {"maxConsecutiveFailures": 2}
-    first, events = compute_status(task(spec), CRONJOB, [FAILED], AFTER_THE_RUN)
+    first, events = status_and_events(task(spec), CRONJOB, [FAILED], AFTER_THE_RUN)
     assert (first.failed, first.consecutive_failures) == (1, 1)
     assert first.last_failure_time == datetime(2026, 11, 28, 2, 31, tzinfo=UTC)
     assert first.last_run is not None
@@ -94,7 +101,7 @@ def test_failures_count_in_a_row_and_make_the_task_failing() -> None:
     assert "BackoffLimitExceeded" in events[0].message
 
     # The first Job was deleted by the history limit: still counted once.
-    second, _ = compute_status(
+    second, _ = status_and_events(
         task(spec, wire(first)), CRONJOB, [FAILED_NEXT_DAY], NEXT_DAY_AFTER_THE_RUN
     )
     assert (second.failed, second.consecutive_failures) == (2, 2)
@@ -104,7 +111,7 @@ def test_failures_count_in_a_row_and_make_the_task_failing() -> None:
 
 
 def test_a_success_resets_consecutive_failures() -> None:
-    failed, _ = compute_status(task(), CRONJOB, [FAILED], AFTER_THE_RUN)
+    failed, _ = status_and_events(task(), CRONJOB, [FAILED], AFTER_THE_RUN)
     assert cond(failed, "Failing").status == "True"
     success = job(
         "backup-29931990",
@@ -112,7 +119,7 @@ def test_a_success_resets_consecutive_failures() -> None:
         start="2026-11-29T02:30:01Z",
         complete="2026-11-29T02:30:30Z",
     )
-    status, _ = compute_status(
+    status, _ = status_and_events(
         task(status=wire(failed)), CRONJOB, [success], NEXT_DAY_AFTER_THE_RUN
     )
     assert (status.consecutive_failures, status.succeeded, status.failed) == (0, 1, 1)
@@ -122,7 +129,7 @@ def test_a_success_resets_consecutive_failures() -> None:
 def test_jobs_finishing_in_one_reconcile_are_recorded_in_finish_order() -> None:
     early = job("backup-1", start="2026-11-28T02:30:01Z", failed="2026-11-28T02:30:10Z")
     late = job("backup-2", start="2026-11-28T02:30:02Z", complete="2026-11-28T02:30:20Z")
-    status, events = compute_status(task(), CRONJOB, [late, early], AFTER_THE_RUN)
+    status, events = status_and_events(task(), CRONJOB, [late, early], AFTER_THE_RUN)
     assert [e.reason for e in events] == ["RunFailed", "RunSucceeded"]
     assert status.consecutive_failures == 0
     assert status.last_run is not None
@@ -130,13 +137,13 @@ def test_jobs_finishing_in_one_reconcile_are_recorded_in_finish_order() -> None:
 
 
 def test_suspended_task_has_no_next_run() -> None:
-    status, _ = compute_status(task({"suspend": True}), CRONJOB, [], JUST_BEFORE_THE_RUN)
+    status, _ = status_and_events(task({"suspend": True}), CRONJOB, [], JUST_BEFORE_THE_RUN)
     assert status.next_schedule_time is None
     assert cond(status, "Suspended").status == "True"
 
 
 def test_time_zone_moves_the_next_run() -> None:
-    status, _ = compute_status(
+    status, _ = status_and_events(
         task({"timeZone": "Europe/Berlin"}), CRONJOB, [], JUST_BEFORE_THE_RUN
     )
     # 02:30 in Berlin (UTC+1 in November) is 01:30 UTC: the next one is tomorrow.
@@ -144,14 +151,14 @@ def test_time_zone_moves_the_next_run() -> None:
 
 
 def test_unknown_time_zone_is_reported_once() -> None:
-    status, events = compute_status(
+    status, events = status_and_events(
         task({"timeZone": "Mars/Olympus_Mons"}), CRONJOB, [], JUST_BEFORE_THE_RUN
     )
     ready = cond(status, "Ready")
     assert (ready.status, ready.reason) == ("False", "UnknownTimeZone")
     assert "Mars/Olympus_Mons" in ready.message
     assert [(e.type, e.reason) for e in events] == [("Warning", "UnknownTimeZone")]
-    again, events = compute_status(
+    again, events = status_and_events(
         task({"timeZone": "Mars/Olympus_Mons"}, wire(status)), CRONJOB, [], AFTER_THE_RUN
     )
     assert events == []
@@ -159,7 +166,7 @@ def test_unknown_time_zone_is_reported_once() -> None:
 
 
 def test_schedule_the_controller_would_reject_is_invalid_spec() -> None:
-    status, events = compute_status(task({"schedule": "5 4 * * 7"}), CRONJOB, [], AFTER_THE_RUN)
+    status, events = status_and_events(task({"schedule": "5 4 * * 7"}), CRONJOB, [], AFTER_THE_RUN)
     ready = cond(status, "Ready")
     assert (ready.status, ready.reason) == ("False", "InvalidSpec")
     assert "day-of-week" in ready.message
@@ -168,14 +175,14 @@ def test_schedule_the_controller_would_reject_is_invalid_spec() -> None:
 
 def test_apply_problem_makes_ready_false() -> None:
     problem = Problem("InvalidSpec", "the CronJob was rejected: spec.jobTemplate: Invalid value")
-    status, events = compute_status(task(), None, [], AFTER_THE_RUN, problem)
+    status, events = status_and_events(task(), None, [], AFTER_THE_RUN, problem)
     assert cond(status, "Ready").reason == "InvalidSpec"
     assert status.next_schedule_time is None
     assert [e.reason for e in events] == ["InvalidSpec"]
 
 
 def test_missing_cronjob_is_not_ready() -> None:
-    status, _ = compute_status(task(), None, [], AFTER_THE_RUN)
+    status, _ = status_and_events(task(), None, [], AFTER_THE_RUN)
     assert (cond(status, "Ready").status, cond(status, "Ready").reason) == (
         "False",
         "CronJobMissing",

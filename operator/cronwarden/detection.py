@@ -1,0 +1,109 @@
+"""Time-driven judgements on a task: missed slots, staleness, overlong runs, and
+when to look again. Pure functions of their inputs, `now` included.
+
+How a slot is judged (docs/detection.md):
+- A slot s is due once now >= s + missedRunGraceSeconds. It is *met* when the
+  CronJob controller started a Job for it (its scheduled-timestamp annotation is
+  s, so lastScheduleTime >= s).
+- Only slots after the watermark are judged: the latest of the task's creation,
+  the CronJob's lastScheduleTime, the last missed slot already counted, and the
+  moment the task was last resumed. Slots at or before it were met or counted
+  already, so each missed slot is counted once, and Jobs deleted by history
+  limits cannot make old slots look missed.
+- Suspended: no slot is due; slots that passed while suspended are not missed.
+- concurrencyPolicy Forbid with a run still active at the slot: the controller
+  skips the slot on purpose; it is not counted as missed (the overlong-run alert
+  covers a run that blocks its successors).
+- startingDeadlineSeconds exceeded (for example while kube-controller-manager
+  is down): the slot is missed, and counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from cronwarden.schedule import CronSchedule
+
+if TYPE_CHECKING:
+    from cronwarden.status import Run
+
+# A task can miss more slots than are worth walking one by one (a per-minute
+# schedule during a week of downtime); beyond this the count stops growing.
+MAX_SLOTS_JUDGED = 10_000
+
+
+@dataclass(frozen=True)
+class SlotVerdict:
+    missed: list[datetime]
+    skipped_forbid: list[datetime]
+
+
+def active_at(runs: list[Run], when: datetime) -> bool:
+    """Whether some run had started by `when` and had not finished before it."""
+    return any(
+        r.start is not None and r.start <= when and (r.finished is None or r.finished > when)
+        for r in runs
+    )
+
+
+def judge_slots(
+    schedule: CronSchedule,
+    *,
+    watermark: datetime,
+    last_schedule: datetime | None,
+    now: datetime,
+    grace: timedelta,
+    forbid: bool,
+    runs: list[Run],
+) -> SlotVerdict:
+    """Missed (and Forbid-skipped) slots in (watermark, now - grace]."""
+    due_until = now - grace
+    scheduled = {r.scheduled for r in runs if r.scheduled is not None}
+    missed: list[datetime] = []
+    skipped: list[datetime] = []
+    slots = schedule.slots(watermark, due_until, limit=MAX_SLOTS_JUDGED)
+    for slot in slots:
+        if slot in scheduled or (last_schedule is not None and slot <= last_schedule):
+            continue
+        if forbid and active_at(runs, slot):
+            skipped.append(slot)
+        else:
+            missed.append(slot)
+    return SlotVerdict(missed, skipped)
+
+
+def overdue_runs(runs: list[Run], now: datetime, limit: timedelta | None) -> list[Run]:
+    """Active runs that have been running for longer than `limit`."""
+    if limit is None:
+        return []
+    return [
+        r for r in runs if r.result == "Running" and r.start is not None and now - r.start > limit
+    ]
+
+
+def wake_at(
+    now: datetime,
+    *,
+    next_slot: datetime | None,
+    grace: timedelta,
+    success_deadline: datetime | None,
+    runs: list[Run],
+    run_limit: timedelta | None,
+) -> datetime | None:
+    """The next instant at which the status can change by the passing of time alone:
+    the next slot (nextScheduleTime moves), the moment it becomes due (it may be
+    missed), the success deadline, or an active run crossing the duration limit.
+    The operator reconciles the task then, without waiting for a watch event."""
+    candidates: list[datetime] = []
+    if next_slot is not None:
+        candidates += [next_slot, next_slot + grace]
+    if success_deadline is not None:
+        candidates.append(success_deadline)
+    if run_limit is not None:
+        candidates += [
+            r.start + run_limit for r in runs if r.result == "Running" and r.start is not None
+        ]
+    future = [c for c in candidates if c > now]
+    return min(future) + timedelta(seconds=1) if future else None
