@@ -65,17 +65,18 @@ job-schema: install ## Refresh the embedded JobTemplateSpec schema from the runn
 	  operator/cronwarden/schemas/jobtemplatespec-v1.36.json
 
 .PHONY: test
-test: install tools ## Run every test: unit, then end-to-end on the local control plane (started if needed).
-	$(PY) -m pytest tests/unit
-	$(PY) -m pytest tests/e2e -n $(E2E_WORKERS)
+test: install tools ## Run every test: unit, alert rules, then end-to-end on the local control plane.
+	$(PY) -m pytest tests/unit tests/rules
+	$(MAKE) --no-print-directory test-e2e
 
 .PHONY: test-unit
 test-unit: install ## Run the unit tests (no cluster).
 	$(PY) -m pytest tests/unit
 
 .PHONY: test-e2e
-test-e2e: install tools ## Run the end-to-end tests on the local control plane.
-	$(PY) -m pytest tests/e2e -n $(E2E_WORKERS)
+test-e2e: install tools ## Run the end-to-end tests on the local control plane (started if needed).
+	$(PY) -m pytest tests/e2e -n $(E2E_WORKERS) -m "not disruptive"
+	$(PY) -m pytest tests/e2e -m disruptive
 
 ##@ Tools and local control plane
 

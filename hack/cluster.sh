@@ -5,6 +5,7 @@
 # pods run and then complete.
 #
 # Usage: hack/cluster.sh up|down|status|kubeconfig
+#        hack/cluster.sh stop-component|start-component NAME   (e.g. kube-controller-manager)
 # Env:   STATE_DIR      project state (default ./.state); kubeconfig at $STATE_DIR/kubeconfig
 #        CLUSTER_NAME   kwokctl cluster name (default cronwarden)
 #        CLUSTER_NODES  number of fake nodes (default 2)
@@ -98,10 +99,35 @@ status() {
   kubectl --kubeconfig "$kubeconfig" get nodes | sed 's/^/  /'
 }
 
+# Stop one component (its command line is kept) and start it again later, to
+# test what happens while, say, kube-controller-manager is down.
+stop_component() {
+  local pidfile=$KWOK_WORKDIR/clusters/$name/pids/$1.pid pid
+  [ -f "$pidfile" ] || { echo "cluster: no component '$1'" >&2; exit 2; }
+  pid=$(cat "$pidfile")
+  if kill -0 "$pid" 2>/dev/null; then
+    tr '\0' '\n' <"/proc/$pid/cmdline" >"$state/$1.cmdline"
+    kill "$pid"
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  fi
+  echo "cluster: stopped $1"
+}
+
+start_component() {
+  local pidfile=$KWOK_WORKDIR/clusters/$name/pids/$1.pid cmd
+  [ -f "$state/$1.cmdline" ] || { echo "cluster: $1 was not stopped by stop-component" >&2; exit 2; }
+  mapfile -t cmd <"$state/$1.cmdline"
+  nohup "${cmd[@]}" >>"$KWOK_WORKDIR/clusters/$name/logs/$1.log" 2>&1 &
+  echo $! >"$pidfile"
+  echo "cluster: started $1 (pid $!)"
+}
+
 case ${1:-} in
   up) up ;;
   down) down ;;
   status) status ;;
   kubeconfig) echo "$kubeconfig" ;;
-  *) echo "usage: $0 up|down|status|kubeconfig" >&2; exit 2 ;;
+  stop-component) stop_component "${2:?component name}" ;;
+  start-component) start_component "${2:?component name}" ;;
+  *) echo "usage: $0 up|down|status|kubeconfig|stop-component NAME|start-component NAME" >&2; exit 2 ;;
 esac

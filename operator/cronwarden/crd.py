@@ -9,6 +9,7 @@ API server validates the Job template and `kubectl explain` describes it.
 
 from __future__ import annotations
 
+import copy
 import json
 from functools import cache
 from importlib import resources
@@ -117,11 +118,38 @@ def structural(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# Job fields that the Job API requires to be non-negative; the published schema
+# does not say so, so without these they would pass admission and fail later.
+NON_NEGATIVE_JOB_FIELDS = (
+    "backoffLimit",
+    "backoffLimitPerIndex",
+    "completions",
+    "maxFailedIndexes",
+    "parallelism",
+    "ttlSecondsAfterFinished",
+)
+
+
+def tighten(template: dict[str, Any]) -> dict[str, Any]:
+    """Add what a Job needs but the upstream schema leaves to Job validation, so that
+    `kubectl apply` of the ScheduledTask rejects it at once."""
+    template["required"] = ["spec"]
+    job = template["properties"]["spec"]
+    for name in NON_NEGATIVE_JOB_FIELDS:
+        job["properties"][name]["minimum"] = 0
+    job["properties"]["activeDeadlineSeconds"]["minimum"] = 1
+    pod = job["properties"]["template"]
+    pod["required"] = ["spec"]
+    containers = pod["properties"]["spec"]["properties"]["containers"]
+    containers["minItems"] = 1
+    return template
+
+
 def spec_schema() -> dict[str, Any]:
     raw = models.ScheduledTaskSpec.model_json_schema(by_alias=True)
     spec = structural(raw, raw.get("$defs", {}))
     spec["description"] = models.ScheduledTaskSpec.__doc__
-    template = dict(job_template_schema())
+    template = tighten(copy.deepcopy(job_template_schema()))
     template["description"] = spec["properties"]["jobTemplate"]["description"]
     template["x-kubernetes-validations"] = JOB_TEMPLATE_RULES
     spec["properties"]["jobTemplate"] = template

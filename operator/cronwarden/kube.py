@@ -42,7 +42,11 @@ class ApiError(Exception):
     @property
     def retryable(self) -> bool:
         """Conflicts, expired lists, throttling and server errors are worth retrying;
-        invalid (422), forbidden (403) or not found (404) requests are not."""
+        invalid (422), forbidden (403) or not found (404) requests are not. Nor is the
+        500 that server-side apply answers for an object it cannot merge (duplicate
+        keys in a list such as two containers of one name): it is the object's fault."""
+        if self.status == 500 and "failed to create typed patch object" in self.message:
+            return False
         return self.status in RETRYABLE or self.status == 0
 
     def __str__(self) -> str:

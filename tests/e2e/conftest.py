@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import os
-import socket
 import subprocess
-import sys
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +20,15 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client import ApiClient
 
-from tests.e2e.support import ROOT, STATE_DIR, Kubectl, Operator, wait_for
+from tests.e2e.support import (
+    ROOT,
+    STATE_DIR,
+    Kubectl,
+    Operator,
+    launch_operator,
+    stop_operator,
+    wait_for,
+)
 
 STARTED_MARKER = STATE_DIR / "cluster-started-by-tests"
 
@@ -137,64 +142,9 @@ def crd(kubectl: Kubectl) -> str:
     return name
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def operator(kubeconfig: Path, crd: str) -> Iterator[Operator]:
     """One operator per pytest worker, watching that worker's test namespaces."""
-    logs = STATE_DIR / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    port, metrics_port = free_port(), free_port()
-    log_path = logs / f"operator-{worker_id()}.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "cronwarden",
-                "run",
-                "--namespace",
-                f"e2e-{worker_id()}-*",
-                "--kubeconfig",
-                str(kubeconfig),
-                "--liveness-port",
-                str(port),
-                "--metrics-port",
-                str(metrics_port),
-                "--bind-address",
-                "127.0.0.1",
-                "--resync-seconds",
-                "5",
-                "--verbose",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    op = Operator(
-        proc,
-        log_path,
-        f"http://127.0.0.1:{port}/healthz",
-        f"http://127.0.0.1:{metrics_port}/metrics",
-    )
-
-    def healthy() -> bool:
-        assert proc.poll() is None, f"operator exited early; see {log_path}"
-        try:
-            with urllib.request.urlopen(op.liveness_url, timeout=2) as resp:
-                return bool(resp.status == 200)
-        except OSError:
-            return False
-
-    wait_for(healthy, timeout=60, what="the operator's liveness endpoint")
+    op = launch_operator(kubeconfig, f"e2e-{worker_id()}-*", worker_id())
     yield op
-    crashed = proc.poll()
-    proc.terminate()
-    proc.wait(timeout=30)
-    assert crashed is None, f"the operator died during the tests; see {log_path}"
-    assert "Traceback" not in log_path.read_text(), (
-        f"the operator logged a traceback; see {log_path}"
-    )
+    stop_operator(op)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Callable
@@ -162,3 +164,67 @@ class Cluster:
         return self.wait_task(
             name, ready, timeout=timeout, what=f"Ready at generation {generation}"
         )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def launch_operator(kubeconfig: Path, namespaces: str, tag: str) -> Operator:
+    """Start `cronwarden run` for the namespaces matching a glob; wait until live."""
+    logs = STATE_DIR / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    port, metrics_port = free_port(), free_port()
+    log_path = logs / f"operator-{tag}.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "cronwarden",
+                "run",
+                "--namespace",
+                namespaces,
+                "--kubeconfig",
+                str(kubeconfig),
+                "--liveness-port",
+                str(port),
+                "--metrics-port",
+                str(metrics_port),
+                "--bind-address",
+                "127.0.0.1",
+                "--resync-seconds",
+                "5",
+                "--verbose",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    op = Operator(
+        proc,
+        log_path,
+        f"http://127.0.0.1:{port}/healthz",
+        f"http://127.0.0.1:{metrics_port}/metrics",
+    )
+
+    def healthy() -> bool:
+        assert proc.poll() is None, f"operator exited early; see {log_path}"
+        try:
+            with urllib.request.urlopen(op.liveness_url, timeout=2) as resp:
+                return bool(resp.status == 200)
+        except OSError:
+            return False
+
+    wait_for(healthy, timeout=60, what="the operator's liveness endpoint")
+    return op
+
+
+def stop_operator(op: Operator) -> None:
+    """Stop it, and fail if it had died or logged a traceback."""
+    crashed = op.process.poll()
+    op.process.terminate()
+    op.process.wait(timeout=30)
+    assert crashed is None, f"the operator died during the tests; see {op.log_path}"
+    assert "Traceback" not in op.log(), f"the operator logged a traceback; see {op.log_path}"
