@@ -207,7 +207,7 @@ def compute_status(
             sched,
             watermark=max(
                 t
-                for t in (created, last_schedule, last_missed, resumed_at(prev.conditions))
+                for t in (created, last_schedule, last_missed, resumed_at(prev.conditions, now))
                 if t is not None
             ),
             last_schedule=last_schedule,
@@ -279,11 +279,14 @@ def _or(value: T | None, default: T) -> T:
     return default if value is None else value
 
 
-def resumed_at(conditions: list[Condition]) -> datetime | None:
-    """When the task was last resumed (or first seen running): slots before it are
-    not judged, so a suspension is not reported as missed runs."""
+def resumed_at(conditions: list[Condition], now: datetime) -> datetime | None:
+    """When the (not suspended) task was last resumed: slots before it are not
+    judged, so a suspension is not reported as missed runs. Called while the task
+    is not suspended: if the previous status says it was, it is being resumed now."""
     suspended = next((c for c in conditions if c.type == SUSPENDED), None)
-    return suspended.last_transition_time if suspended and suspended.status == "False" else None
+    if suspended is None:
+        return None
+    return now if suspended.status == "True" else suspended.last_transition_time
 
 
 def describe_missed(slots: list[datetime], grace: timedelta) -> str:
