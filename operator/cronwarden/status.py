@@ -192,6 +192,10 @@ def compute_status(
         except schedule.ScheduleError as err:
             problem = Problem("InvalidSpec", str(err))
 
+    # Warn once per spec generation when daylight-saving changes skip or repeat slots.
+    if sched is not None and prev.observed_generation != task.generation:
+        events += [Event("Warning", "DaylightSavingTime", note) for note in sched.dst_notes(now)]
+
     # 3. Judge the slots that are due: missed ones are counted once each.
     cron_status = (cronjob or {}).get("status") or {}
     last_schedule = parse_time(cron_status.get("lastScheduleTime")) or prev.last_schedule_time

@@ -196,3 +196,17 @@ def test_run_of_reads_the_terminal_conditions_only() -> None:
     ]
     assert run_of(pending_failure).result == "Running"
     assert run_of(FAILED).finished == datetime(2026, 11, 28, 2, 31, tzinfo=UTC)
+
+
+def test_daylight_saving_warning_once_per_generation() -> None:
+    spec = {"schedule": "30 2 * * *", "timeZone": "Europe/Berlin"}
+    winter = datetime(2026, 12, 1, tzinfo=UTC)
+    status, events = status_and_events(task(spec), CRONJOB, [], winter)
+    notes = [e for e in events if e.reason == "DaylightSavingTime"]
+    assert notes
+    assert all(e.type == "Warning" for e in notes)
+    assert any("2027-03-28" in e.message for e in notes)  # 02:30 does not exist that day
+    _, again = status_and_events(task(spec, wire(status)), CRONJOB, [], winter)
+    assert not [e for e in again if e.reason == "DaylightSavingTime"]
+    _, utc = status_and_events(task({"schedule": "30 2 * * *"}), CRONJOB, [], winter)
+    assert not [e for e in utc if e.reason == "DaylightSavingTime"]
