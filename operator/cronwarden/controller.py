@@ -14,10 +14,11 @@ from typing import Any
 import pydantic
 
 from cronwarden import builder
+from cronwarden.conditions import Event, Problem
 from cronwarden.kube import ApiError, Kube
 from cronwarden.metrics import TaskMetrics
 from cronwarden.models import ScheduledTask, ScheduledTaskStatus
-from cronwarden.status import Event, Problem, compute_status
+from cronwarden.status import compute_status
 
 log = logging.getLogger(__name__)
 

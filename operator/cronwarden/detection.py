@@ -22,12 +22,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
+from cronwarden.runs import Run
 from cronwarden.schedule import CronSchedule
-
-if TYPE_CHECKING:
-    from cronwarden.status import Run
 
 # A task can miss more slots than are worth walking one by one (a per-minute
 # schedule during a week of downtime); beyond this the count stops growing.

@@ -22,7 +22,8 @@ from prometheus_client.registry import Collector
 
 from cronwarden import models
 from cronwarden.models import ScheduledTask, ScheduledTaskStatus
-from cronwarden.status import Outcome, parse_time
+from cronwarden.runs import parse_time
+from cronwarden.status import Outcome
 
 LABELS = ["namespace", "name"]
 PREFIX = "cronwarden_task_"

@@ -382,11 +382,17 @@ def spec_next(s: SpecBits, zone: tzinfo, after: int) -> int | None:
                 added = True
                 t = go_date(lt.year, lt.month, lt.day, 0, 0, 0, zone)
                 lt = local(t, zone)
+            before = t
             t = go_date(lt.year, lt.month, lt.day + 1, lt.hour, lt.minute, lt.second, zone)
             lt = local(t, zone)
             if lt.hour != 0:  # midnight moved by daylight saving: back to it
                 t += (24 - lt.hour) * 3600 if lt.hour > 12 else -lt.hour * 3600
                 lt = local(t, zone)
+            if t == before:
+                # A calendar day that does not exist (Pacific/Apia, 2011-12-30): Go's Date
+                # maps "next midnight" back to this one and robfig loops forever. It never
+                # returns a slot, so neither do we.
+                return None
             if lt.day == 1:
                 wrapped = True
                 break

@@ -1,136 +1,22 @@
 """A task's status as a pure function of (task, CronJob, Jobs, now).
 
-Run outcomes are recorded from Jobs before history limits or TTLs delete them.
-The most recent recorded run (`status.lastRun`) is the watermark: a Job that
-finished after it, ordered by (finish time, name), is new and is counted once.
-Because the watermark lives in status, a restarted operator recomputes the same
-result from what is in the cluster.
+The steps: record the runs that finished (runs.py), parse the schedule, judge
+the due slots (detection.py), set the conditions (conditions.py), and say when
+the status can next change by time alone. docs/detection.md explains the rules.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from cronwarden import detection, models, schedule
+from cronwarden.conditions import SUSPENDED, Conditions, Event, Problem
 from cronwarden.models import Condition, LastRun, ScheduledTask, ScheduledTaskStatus
-
-SCHEDULED_TIMESTAMP_ANNOTATION = "batch.kubernetes.io/cronjob-scheduled-timestamp"
-
-READY = "Ready"
-LATE = "Late"
-FAILING = "Failing"
-STALE = "Stale"
-LONG_RUNNING = "LongRunning"
-SUSPENDED = "Suspended"
+from cronwarden.runs import Run, describe, new_runs, parse_time, run_of
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Problem:
-    """Why the CronJob could not be brought in sync (Ready=False)."""
-
-    reason: str
-    message: str
-
-
-@dataclass(frozen=True)
-class Event:
-    type: Literal["Normal", "Warning"]
-    reason: str
-    message: str
-
-
-@dataclass(frozen=True)
-class Run:
-    """What one Job says about one run."""
-
-    job: str
-    scheduled: datetime | None
-    start: datetime | None
-    finished: datetime | None
-    result: Literal["Running", "Succeeded", "Failed"]
-    reason: str | None = None
-    message: str | None = None
-
-    @property
-    def order(self) -> tuple[datetime, str]:
-        assert self.finished is not None
-        return (self.finished, self.job)
-
-
-def parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
-
-
-def run_of(job: dict[str, Any]) -> Run:
-    meta = job.get("metadata", {})
-    status = job.get("status") or {}
-    annotations = meta.get("annotations") or {}
-    scheduled = parse_time(annotations.get(SCHEDULED_TIMESTAMP_ANNOTATION))
-    start = parse_time(status.get("startTime"))
-    for cond in status.get("conditions") or []:
-        if cond.get("status") != "True":
-            continue
-        if cond.get("type") == "Complete":
-            finished = parse_time(status.get("completionTime") or cond.get("lastTransitionTime"))
-            return Run(meta["name"], scheduled, start, finished, "Succeeded")
-        if cond.get("type") == "Failed":
-            return Run(
-                meta["name"],
-                scheduled,
-                start,
-                parse_time(cond.get("lastTransitionTime")),
-                "Failed",
-                cond.get("reason"),
-                cond.get("message"),
-            )
-    return Run(meta["name"], scheduled, start, None, "Running")
-
-
-def new_runs(previous: LastRun | None, runs: list[Run]) -> list[Run]:
-    """Finished runs after the watermark, oldest first."""
-    finished = sorted((r for r in runs if r.finished is not None), key=lambda r: r.order)
-    if previous is None or previous.completion_time is None:
-        return finished
-    mark = (previous.completion_time, previous.job)
-    return [r for r in finished if r.order > mark]
-
-
-def condition(
-    previous: list[Condition],
-    type_: str,
-    status: Literal["True", "False", "Unknown"],
-    reason: str,
-    message: str,
-    now: datetime,
-    generation: int,
-) -> Condition:
-    """A condition whose lastTransitionTime moves only when its status changes."""
-    old = next((c for c in previous if c.type == type_), None)
-    since = old.last_transition_time if old is not None and old.status == status else now
-    return Condition(
-        type=type_,
-        status=status,
-        reason=reason,
-        message=message,
-        last_transition_time=since,
-        observed_generation=generation,
-    )
-
-
-def describe(run: Run) -> str:
-    took = ""
-    if run.start is not None and run.finished is not None:
-        took = f" after {int((run.finished - run.start).total_seconds())}s"
-    if run.result == "Succeeded":
-        return f"Job {run.job} succeeded{took}"
-    detail = ": ".join(p for p in (run.reason, run.message) if p)
-    return f"Job {run.job} failed{took}" + (f": {detail}" if detail else "")
 
 
 @dataclass(frozen=True)
@@ -299,104 +185,3 @@ def describe_missed(slots: list[datetime], grace: timedelta) -> str:
     if len(slots) == 1:
         return f"no Job started for the run scheduled at {when} within {grace_s}s"
     return f"{len(slots)} scheduled runs did not start (latest {when}, grace {grace_s}s)"
-
-
-class Conditions:
-    """Builds the condition list; lastTransitionTime moves only on a status change,
-    and warnings are posted on the transition to the bad state."""
-
-    def __init__(self, previous: list[Condition], now: datetime, generation: int) -> None:
-        self.previous = previous
-        self.now = now
-        self.generation = generation
-        self.out: list[Condition] = []
-
-    def set(self, type_: str, status: bool, reason: str, message: str) -> bool:
-        """Add one condition; returns whether it just turned True."""
-        value: Literal["True", "False"] = "True" if status else "False"
-        old = next((c for c in self.previous if c.type == type_), None)
-        self.out.append(
-            condition(self.previous, type_, value, reason, message, self.now, self.generation)
-        )
-        return status and (old is None or old.status != "True")
-
-    def ready(
-        self, problem: Problem | None, cronjob: dict[str, Any] | None, events: list[Event]
-    ) -> None:
-        if problem is not None:
-            old = next((c for c in self.previous if c.type == READY), None)
-            self.set(READY, False, problem.reason, problem.message)
-            if old is None or (old.reason, old.message) != (problem.reason, problem.message):
-                events.append(Event("Warning", problem.reason, problem.message))
-        elif cronjob is None:
-            self.set(READY, False, "CronJobMissing", "the CronJob does not exist yet")
-        else:
-            name = cronjob["metadata"]["name"]
-            self.set(READY, True, "Reconciled", f"CronJob {name} is in sync with the spec")
-
-    def late(self, late: bool, last_missed: datetime | None, grace: timedelta) -> None:
-        if late and last_missed is not None:
-            when = last_missed.strftime("%Y-%m-%dT%H:%M:%SZ")
-            self.set(
-                LATE,
-                True,
-                "MissedSchedule",
-                f"the run scheduled at {when} did not start within {int(grace.total_seconds())}s",
-            )
-        else:
-            self.set(LATE, False, "OnSchedule", "every due run has started")
-
-    def failing(self, consecutive: int, limit: int, last_run: LastRun | None) -> None:
-        message = f"{consecutive} failed run(s) in a row, limit {limit}"
-        if consecutive >= limit:
-            last = f"; last: {describe_last(last_run)}" if last_run else ""
-            self.set(FAILING, True, "ConsecutiveFailures", message + last)
-        else:
-            self.set(FAILING, False, "BelowFailureLimit", message)
-
-    def stale(
-        self,
-        deadline: datetime | None,
-        now: datetime,
-        last_success: datetime | None,
-        events: list[Event],
-    ) -> None:
-        if deadline is None:
-            self.set(STALE, False, "NoSuccessDeadline", "spec.successDeadlineSeconds is not set")
-            return
-        since = (
-            "never succeeded"
-            if last_success is None
-            else "last success at " + (last_success.strftime("%Y-%m-%dT%H:%M:%SZ"))
-        )
-        if now > deadline:
-            message = f"no successful run within the success deadline ({since})"
-            if self.set(STALE, True, "SuccessDeadlineExceeded", message):
-                events.append(Event("Warning", "SuccessDeadlineExceeded", message))
-        else:
-            self.set(STALE, False, "WithinSuccessDeadline", f"{since}")
-
-    def long_running(
-        self, overdue: list[Run], limit: timedelta | None, events: list[Event]
-    ) -> None:
-        if overdue and limit is not None:
-            jobs = ", ".join(r.job for r in overdue)
-            message = f"running longer than {int(limit.total_seconds())}s: {jobs}"
-            if self.set(LONG_RUNNING, True, "RunTooLong", message):
-                events.append(Event("Warning", "RunTooLong", message))
-        else:
-            self.set(LONG_RUNNING, False, "WithinDuration", "no run is over its duration limit")
-
-    def suspended(self, suspended: bool) -> None:
-        if suspended:
-            self.set(SUSPENDED, True, "SuspendedBySpec", "spec.suspend is true: no new runs start")
-        else:
-            self.set(SUSPENDED, False, "NotSuspended", "runs start on schedule")
-
-    def done(self) -> list[Condition]:
-        return self.out
-
-
-def describe_last(run: LastRun) -> str:
-    what = "succeeded" if run.result == "Succeeded" else "failed"
-    return f"Job {run.job} {what}" + (f" ({run.reason})" if run.reason else "")

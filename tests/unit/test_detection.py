@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from cronwarden import detection, schedule
-from cronwarden.status import Run, compute_status
+from cronwarden.runs import Run
+from cronwarden.status import compute_status
 from tests.unit.factories import job, task
 
 HOURLY = schedule.parse("0 * * * *")

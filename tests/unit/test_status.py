@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from cronwarden.status import Event, Problem, compute_status, run_of
+from cronwarden.conditions import Event, Problem
+from cronwarden.runs import run_of
+from cronwarden.status import compute_status
 from tests.unit.factories import job, task
 
 # Named instants. The default schedule is "30 2 * * *" (UTC).

@@ -1,0 +1,152 @@
+"""Status conditions, following the Kubernetes API conventions: lastTransitionTime
+moves only when a condition's status changes, and warnings are posted as Events
+on the transition to the bad state, once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from cronwarden.models import Condition, LastRun
+from cronwarden.runs import Run, describe_last
+
+READY = "Ready"
+LATE = "Late"
+FAILING = "Failing"
+STALE = "Stale"
+LONG_RUNNING = "LongRunning"
+SUSPENDED = "Suspended"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why the CronJob could not be brought in sync (Ready=False)."""
+
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Event:
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
+
+
+def condition(
+    previous: list[Condition],
+    type_: str,
+    status: Literal["True", "False", "Unknown"],
+    reason: str,
+    message: str,
+    now: datetime,
+    generation: int,
+) -> Condition:
+    """A condition whose lastTransitionTime moves only when its status changes."""
+    old = next((c for c in previous if c.type == type_), None)
+    since = old.last_transition_time if old is not None and old.status == status else now
+    return Condition(
+        type=type_,
+        status=status,
+        reason=reason,
+        message=message,
+        last_transition_time=since,
+        observed_generation=generation,
+    )
+
+
+class Conditions:
+    """Builds the condition list; lastTransitionTime moves only on a status change,
+    and warnings are posted on the transition to the bad state."""
+
+    def __init__(self, previous: list[Condition], now: datetime, generation: int) -> None:
+        self.previous = previous
+        self.now = now
+        self.generation = generation
+        self.out: list[Condition] = []
+
+    def set(self, type_: str, status: bool, reason: str, message: str) -> bool:
+        """Add one condition; returns whether it just turned True."""
+        value: Literal["True", "False"] = "True" if status else "False"
+        old = next((c for c in self.previous if c.type == type_), None)
+        self.out.append(
+            condition(self.previous, type_, value, reason, message, self.now, self.generation)
+        )
+        return status and (old is None or old.status != "True")
+
+    def ready(
+        self, problem: Problem | None, cronjob: dict[str, Any] | None, events: list[Event]
+    ) -> None:
+        if problem is not None:
+            old = next((c for c in self.previous if c.type == READY), None)
+            self.set(READY, False, problem.reason, problem.message)
+            if old is None or (old.reason, old.message) != (problem.reason, problem.message):
+                events.append(Event("Warning", problem.reason, problem.message))
+        elif cronjob is None:
+            self.set(READY, False, "CronJobMissing", "the CronJob does not exist yet")
+        else:
+            name = cronjob["metadata"]["name"]
+            self.set(READY, True, "Reconciled", f"CronJob {name} is in sync with the spec")
+
+    def late(self, late: bool, last_missed: datetime | None, grace: timedelta) -> None:
+        if late and last_missed is not None:
+            when = last_missed.strftime("%Y-%m-%dT%H:%M:%SZ")
+            self.set(
+                LATE,
+                True,
+                "MissedSchedule",
+                f"the run scheduled at {when} did not start within {int(grace.total_seconds())}s",
+            )
+        else:
+            self.set(LATE, False, "OnSchedule", "every due run has started")
+
+    def failing(self, consecutive: int, limit: int, last_run: LastRun | None) -> None:
+        message = f"{consecutive} failed run(s) in a row, limit {limit}"
+        if consecutive >= limit:
+            last = f"; last: {describe_last(last_run)}" if last_run else ""
+            self.set(FAILING, True, "ConsecutiveFailures", message + last)
+        else:
+            self.set(FAILING, False, "BelowFailureLimit", message)
+
+    def stale(
+        self,
+        deadline: datetime | None,
+        now: datetime,
+        last_success: datetime | None,
+        events: list[Event],
+    ) -> None:
+        if deadline is None:
+            self.set(STALE, False, "NoSuccessDeadline", "spec.successDeadlineSeconds is not set")
+            return
+        since = (
+            "never succeeded"
+            if last_success is None
+            else "last success at " + (last_success.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        )
+        if now > deadline:
+            message = f"no successful run within the success deadline ({since})"
+            if self.set(STALE, True, "SuccessDeadlineExceeded", message):
+                events.append(Event("Warning", "SuccessDeadlineExceeded", message))
+        else:
+            self.set(STALE, False, "WithinSuccessDeadline", f"{since}")
+
+    def long_running(
+        self, overdue: list[Run], limit: timedelta | None, events: list[Event]
+    ) -> None:
+        if overdue and limit is not None:
+            jobs = ", ".join(r.job for r in overdue)
+            message = f"running longer than {int(limit.total_seconds())}s: {jobs}"
+            if self.set(LONG_RUNNING, True, "RunTooLong", message):
+                events.append(Event("Warning", "RunTooLong", message))
+        else:
+            self.set(LONG_RUNNING, False, "WithinDuration", "no run is over its duration limit")
+
+    def suspended(self, suspended: bool) -> None:
+        if suspended:
+            self.set(SUSPENDED, True, "SuspendedBySpec", "spec.suspend is true: no new runs start")
+        else:
+            self.set(SUSPENDED, False, "NotSuspended", "runs start on schedule")
+
+    def done(self) -> list[Condition]:
+        return self.out

@@ -1,0 +1,91 @@
+"""What Jobs say about runs, and how finished runs are recorded once.
+
+Run outcomes are recorded from Jobs before history limits or TTLs delete them.
+The most recent recorded run (`status.lastRun`) is the watermark: a Job that
+finished after it, ordered by (finish time, name), is new and is counted once.
+Because the watermark lives in status, a restarted operator recomputes the same
+result from what is in the cluster.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from cronwarden.models import LastRun
+
+SCHEDULED_TIMESTAMP_ANNOTATION = "batch.kubernetes.io/cronjob-scheduled-timestamp"
+
+
+@dataclass(frozen=True)
+class Run:
+    """What one Job says about one run."""
+
+    job: str
+    scheduled: datetime | None
+    start: datetime | None
+    finished: datetime | None
+    result: Literal["Running", "Succeeded", "Failed"]
+    reason: str | None = None
+    message: str | None = None
+
+    @property
+    def order(self) -> tuple[datetime, str]:
+        assert self.finished is not None
+        return (self.finished, self.job)
+
+
+def parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def run_of(job: dict[str, Any]) -> Run:
+    meta = job.get("metadata", {})
+    status = job.get("status") or {}
+    annotations = meta.get("annotations") or {}
+    scheduled = parse_time(annotations.get(SCHEDULED_TIMESTAMP_ANNOTATION))
+    start = parse_time(status.get("startTime"))
+    for cond in status.get("conditions") or []:
+        if cond.get("status") != "True":
+            continue
+        if cond.get("type") == "Complete":
+            finished = parse_time(status.get("completionTime") or cond.get("lastTransitionTime"))
+            return Run(meta["name"], scheduled, start, finished, "Succeeded")
+        if cond.get("type") == "Failed":
+            return Run(
+                meta["name"],
+                scheduled,
+                start,
+                parse_time(cond.get("lastTransitionTime")),
+                "Failed",
+                cond.get("reason"),
+                cond.get("message"),
+            )
+    return Run(meta["name"], scheduled, start, None, "Running")
+
+
+def new_runs(previous: LastRun | None, runs: list[Run]) -> list[Run]:
+    """Finished runs after the watermark, oldest first."""
+    finished = sorted((r for r in runs if r.finished is not None), key=lambda r: r.order)
+    if previous is None or previous.completion_time is None:
+        return finished
+    mark = (previous.completion_time, previous.job)
+    return [r for r in finished if r.order > mark]
+
+
+def describe(run: Run) -> str:
+    took = ""
+    if run.start is not None and run.finished is not None:
+        took = f" after {int((run.finished - run.start).total_seconds())}s"
+    if run.result == "Succeeded":
+        return f"Job {run.job} succeeded{took}"
+    detail = ": ".join(p for p in (run.reason, run.message) if p)
+    return f"Job {run.job} failed{took}" + (f": {detail}" if detail else "")
+
+
+def describe_last(run: LastRun) -> str:
+    what = "succeeded" if run.result == "Succeeded" else "failed"
+    return f"Job {run.job} {what}" + (f" ({run.reason})" if run.reason else "")
