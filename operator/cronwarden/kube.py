@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+import urllib3
 from kubernetes import client, config
 
 from cronwarden import models
@@ -92,12 +93,8 @@ class Kube:
             )
             response = self.api.call_api(*params, _request_timeout=self.timeout)
             data = response.read()
-        except OSError as err:  # connection refused, reset, timeout
+        except (OSError, urllib3.exceptions.HTTPError) as err:  # refused, reset, timed out
             raise ApiError(0, "ConnectionError", str(err)) from err
-        except Exception as err:
-            if type(err).__name__ in {"MaxRetryError", "ProtocolError", "TimeoutError"}:
-                raise ApiError(0, "ConnectionError", str(err)) from err
-            raise
         payload: dict[str, Any] = json.loads(data) if data else {}
         if response.status >= 300:
             raise ApiError(

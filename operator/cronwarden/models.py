@@ -171,10 +171,20 @@ class ScheduledTaskSpec(Model):
     ] = None
 
 
-class Condition(Model):
+class StatusModel(Model):
+    """Status is written by the operator; fields from other versions are ignored."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True
+    )
+
+
+class Condition(StatusModel):
     """A status condition, following the Kubernetes API conventions."""
 
-    type: Annotated[str, Field(description="Ready, Late, Failing, Stale or Suspended.")]
+    type: Annotated[
+        str, Field(description="Ready, Late, Failing, Stale, LongRunning or Suspended.")
+    ]
     status: Annotated[
         Literal["True", "False", "Unknown"], Field(description="True, False or Unknown.")
     ]
@@ -186,7 +196,7 @@ class Condition(Model):
     ] = None
 
 
-class LastRun(Model):
+class LastRun(StatusModel):
     """The most recent run that finished."""
 
     job: Annotated[str, Field(description="Name of the Job.")]
@@ -201,7 +211,7 @@ class LastRun(Model):
     )
 
 
-class ScheduledTaskStatus(Model):
+class ScheduledTaskStatus(StatusModel):
     """Observed state, written by the operator through the status subresource."""
 
     observed_generation: Annotated[
@@ -234,7 +244,8 @@ class ScheduledTaskStatus(Model):
     succeeded: Annotated[int, Field(ge=0, description="Successful runs recorded.")] = 0
     failed: Annotated[int, Field(ge=0, description="Failed runs recorded.")] = 0
     conditions: Annotated[
-        list[Condition], Field(description="Ready, Late, Failing, Stale and Suspended.")
+        list[Condition],
+        Field(description="Ready, Late, Failing, Stale, LongRunning and Suspended."),
     ] = []
 
 

@@ -212,3 +212,8 @@ def test_daylight_saving_warning_once_per_generation() -> None:
     assert not [e for e in again if e.reason == "DaylightSavingTime"]
     _, utc = status_and_events(task({"schedule": "30 2 * * *"}), CRONJOB, [], winter)
     assert not [e for e in utc if e.reason == "DaylightSavingTime"]
+
+
+def test_status_written_by_another_version_still_parses() -> None:
+    status = {"succeeded": 3, "someFutureField": {"x": 1}, "conditions": []}
+    assert task(status=status).status.succeeded == 3
