@@ -64,6 +64,11 @@ job-schema: install ## Refresh the embedded JobTemplateSpec schema from the runn
 	$(PY) hack/job-template-schema.py $(BIN)/kubectl $(KUBECONFIG_LOCAL) \
 	  operator/cronwarden/schemas/jobtemplatespec-v1.36.json
 
+.PHONY: cron-golden
+cron-golden: ## Regenerate the robfig/cron slots for the schedule corpus (tests/unit/testdata) with Go.
+	cd hack/crondiff && GOTOOLCHAIN=local GOFLAGS=-mod=mod go run . \
+	  < ../../tests/unit/testdata/cron_cases.json > ../../tests/unit/testdata/cron_expected.json
+
 .PHONY: test
 test: install tools ## Run every test: unit, alert rules, then end-to-end on the local control plane.
 	$(PY) -m pytest tests/unit tests/rules

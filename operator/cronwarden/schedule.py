@@ -21,6 +21,8 @@ Behaviour worth knowing (all robfig's):
   `*/2` does not), a day must match both; otherwise it may match either.
 - Without a timeZone the controller uses its own local zone; here that is taken as UTC.
 - `Next` gives up after five years: `0 0 30 2 *` parses but never fires (None here).
+- Where robfig would loop forever (a calendar day skipped by the zone, as Pacific/Apia
+  on 2011-12-30) we return None too.
 """
 
 from __future__ import annotations
@@ -176,9 +178,9 @@ def parse(schedule: str, time_zone: str | None = None) -> CronSchedule:
     Raises ScheduleError for a schedule the API server would reject (including any "TZ"
     in it: timeZone is the supported way), and UnknownTimeZoneError for a bad timeZone.
     """
-    spec = robfig.parse_standard(schedule)
     if "TZ" in schedule:
         raise ScheduleError("schedule: must not contain TZ= or CRON_TZ=; set timeZone instead")
+    spec = robfig.parse_standard(schedule)
     zone: tzinfo = UTC if time_zone is None else _load_zone(time_zone)
     return CronSchedule(schedule, time_zone, spec, zone)
 

@@ -42,7 +42,7 @@ class Bounds:
     min: int
     max: int
     names: tuple[str, ...] = ()  # names[i] is the name of value min + i
-    hint: str = ""
+    unsupported: str = ""  # cron extensions that people try in this field
 
     def expected(self) -> str:
         if self.names:
@@ -50,9 +50,9 @@ class Bounds:
         return f"{self.min}-{self.max}"
 
 
-MINUTE = Bounds("minute", 0, 59)
-HOUR = Bounds("hour", 0, 23)
-DOM = Bounds("day-of-month", 1, 31, hint="L, W and ? with a day are not supported")
+MINUTE = Bounds("minute", 0, 59, unsupported="H is not supported")
+HOUR = Bounds("hour", 0, 23, unsupported="H is not supported")
+DOM = Bounds("day-of-month", 1, 31, unsupported="L, W and H are not supported")
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 MONTH = Bounds("month", 1, 12, _MONTHS)
 DOW = Bounds(
@@ -60,7 +60,7 @@ DOW = Bounds(
     0,
     6,
     ("sun", "mon", "tue", "wed", "thu", "fri", "sat"),
-    hint="use 0 or SUN for Sunday; L and # are not supported",
+    unsupported="L and # are not supported",
 )
 
 
@@ -115,8 +115,9 @@ def _fail(b: Bounds, field: str, part: str, problem: str) -> ScheduleError:
 def _atoi(b: Bounds, field: str, part: str, text: str, what: str) -> int:
     """strconv.Atoi, then robfig's refusal of negative numbers."""
     if not _GO_INT.fullmatch(text) or not -(1 << 63) <= int(text) <= _INT64_MAX:
-        hint = f"; {b.hint}" if b.hint else ""
-        problem = f"has {what} {text!r} that is not a number (expected {b.expected()}{hint})"
+        hint = f"; {b.unsupported}" if b.unsupported else ""
+        which = "is" if text == part else f"has {what} {text!r} that is"
+        problem = f"{which} not a number (expected {b.expected()}{hint})"
         raise _fail(b, field, part, problem)
     num = int(text)
     if num < 0:
@@ -159,8 +160,10 @@ def _range_bits(b: Bounds, field: str, part: str) -> int:
         raise _fail(b, field, part, "has more than one '/'")
     if start < b.min or end > b.max:
         bad = start if start < b.min else end
-        hint = f" ({b.hint})" if b.hint else ""
-        raise _fail(b, field, part, f"is out of range {b.expected()}: {bad}{hint}")
+        hint = " (use 0 or SUN for Sunday)" if b is DOW and bad == 7 else ""
+        if len(low_and_high) == 1 and len(range_and_step) == 1:
+            raise _fail(b, field, part, f"is out of range {b.min}-{b.max}{hint}")
+        raise _fail(b, field, part, f"goes to {bad}, out of range {b.min}-{b.max}{hint}")
     if start > end:
         raise _fail(
             b, field, part, f"starts at {start} after its end {end}; ranges do not wrap around"
