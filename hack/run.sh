@@ -28,10 +28,12 @@ In another terminal:
   kubectl -n $namespace get st -o wide         # also Ready and Failing
   kubectl -n $namespace describe st heartbeat  # status and Events (RunSucceeded, RunFailed)
   kubectl -n $namespace get cronjobs,jobs
+  curl -s localhost:${METRICS_PORT:-9090}/metrics | grep cronwarden_task_   # Prometheus metrics
 
 The first runs of 'heartbeat' and 'always-fails' start at the next full minute.
 Ctrl-C stops the operator; 'make cluster-down' stops the cluster.
 
 MSG
 exec "$root/.venv/bin/cronwarden" run --namespace "$namespace" --kubeconfig "$KUBECONFIG" \
-  --liveness-port "${LIVENESS_PORT:-8080}" --bind-address 127.0.0.1
+  --liveness-port "${LIVENESS_PORT:-8080}" --metrics-port "${METRICS_PORT:-9090}" \
+  --bind-address 127.0.0.1
