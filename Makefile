@@ -14,6 +14,8 @@ KUBECONFIG_LOCAL := $(STATE_DIR)/kubeconfig
 # pytest workers for end-to-end tests; they mostly wait on the cluster, so more than cores.
 E2E_WORKERS ?= 4
 KIND_CLUSTER ?= cronwarden
+IMAGE ?= cronwarden:dev
+export KIND_CLUSTER IMAGE
 
 export STATE_DIR CRONWARDEN_TOOLS_CACHE
 BIN := $(STATE_DIR)/bin
@@ -56,8 +58,9 @@ fmt: install ## Format the code and apply ruff's safe fixes.
 	$(VENV)/bin/ruff check --fix operator tests
 
 .PHONY: crd
-crd: install ## Regenerate crds/ from the pydantic models.
+crd: install ## Regenerate crds/ (and the chart's copy) from the pydantic models.
 	$(VENV)/bin/cronwarden crd -o crds/scheduledtasks.cronwarden.io.yaml
+	cp crds/scheduledtasks.cronwarden.io.yaml helm/cronwarden/files/crds/
 
 .PHONY: job-schema
 job-schema: install ## Refresh the embedded JobTemplateSpec schema from the running local cluster.
@@ -75,7 +78,7 @@ test: install tools ## Run every test: unit, alert rules, then end-to-end on the
 	$(MAKE) --no-print-directory test-e2e
 
 .PHONY: test-unit
-test-unit: install ## Run the unit tests (no cluster).
+test-unit: install tools ## Run the unit tests (no cluster; the chart tests use the pinned helm).
 	$(PY) -m pytest tests/unit
 
 .PHONY: test-e2e
@@ -105,12 +108,43 @@ cluster-status: ## Show whether the local control plane runs, its versions and n
 clean: cluster-down ## Delete the local cluster, .state and .venv (the tools cache stays).
 	rm -rf $(STATE_DIR) $(VENV)
 
-##@ kind (needs a Docker engine; not available on the CI machines)
+##@ Chart and image
+
+.PHONY: chart-lint
+chart-lint: tools ## Lint the Helm chart strictly.
+	$(BIN)/helm lint --strict helm/cronwarden
+
+.PHONY: lint-docker
+lint-docker: install ## Lint the Dockerfile (hadolint) and hack/*.sh (shellcheck).
+	$(VENV)/bin/hadolint Dockerfile
+	$(VENV)/bin/shellcheck --severity=warning hack/*.sh
+
+##@ kind (needs Docker and kind; not available on the CI machines, not run in CI)
 
 .PHONY: kind-up
-kind-up: ## Create a kind cluster from kind-config.yaml.
-	kind create cluster --name $(KIND_CLUSTER) --config kind-config.yaml
+kind-up: ## Create a kind cluster from kind-config.yaml (kubeconfig: .state/kind-kubeconfig).
+	hack/kind.sh up
 
 .PHONY: kind-down
 kind-down: ## Delete the kind cluster.
-	kind delete cluster --name $(KIND_CLUSTER)
+	hack/kind.sh down
+
+.PHONY: docker-build
+docker-build: ## Build the operator image $(IMAGE) from the Dockerfile.
+	hack/kind.sh docker-build
+
+.PHONY: kind-load
+kind-load: ## Load $(IMAGE) into the kind cluster's nodes.
+	hack/kind.sh load
+
+.PHONY: deploy
+deploy: ## Install or upgrade the Helm chart in kind, running $(IMAGE).
+	hack/kind.sh deploy
+
+.PHONY: undeploy
+undeploy: ## Uninstall the Helm release from kind (the CRD is kept).
+	hack/kind.sh undeploy
+
+.PHONY: e2e-kind
+e2e-kind: ## Build, load, deploy; then check a task runs in kind and its metrics are served.
+	hack/kind.sh e2e

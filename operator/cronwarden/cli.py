@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -124,6 +125,15 @@ def build_parser() -> argparse.ArgumentParser:
         f"is active (needs the peering CRDs); standalone when unset (env {ENV_PREFIX}PEERING)",
     )
 
+    run.add_argument(
+        "--priority",
+        type=int,
+        default=env_int("PRIORITY", 0) if env("PRIORITY") else None,
+        help="kopf peering priority: of several replicas the one with the highest priority "
+        "reconciles, and replicas with equal priorities all pause; random when --peering is "
+        f"given and this is not (env {ENV_PREFIX}PRIORITY)",
+    )
+
     crd = commands.add_parser(
         "crd",
         help="print or write the ScheduledTask CRD generated from the models",
@@ -168,6 +178,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 workers=args.workers,
                 resync_seconds=args.resync_seconds,
                 peering=args.peering,
+                priority=(
+                    args.priority
+                    if args.priority is not None
+                    else (secrets.randbelow(2**31 - 1) + 1 if args.peering else 0)
+                ),
             )
         )
     return 2

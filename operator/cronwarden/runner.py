@@ -34,6 +34,7 @@ def run(settings: Settings) -> int:
     kopf.run(
         standalone=settings.peering is None,
         peering_name=settings.peering,
+        priority=settings.priority,
         clusterwide=settings.all_namespaces,
         namespaces=settings.namespaces,
         liveness_endpoint=liveness,

@@ -18,3 +18,4 @@ class Settings:
     workers: int = 4
     resync_seconds: float = 300.0
     peering: str | None = None
+    priority: int = 0

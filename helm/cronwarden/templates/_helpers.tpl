@@ -1,0 +1,113 @@
+{{/* Chart name, overridable. */}}
+{{- define "cronwarden.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Full name: the release name when it already contains the chart name, else
+<release>-<chart>. Truncated so that suffixed names stay within 63 characters.
+*/}}
+{{- define "cronwarden.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 52 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 52 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 52 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "cronwarden.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels that select the operator pods; never change them after an install. */}}
+{{- define "cronwarden.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "cronwarden.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* Labels on every object. */}}
+{{- define "cronwarden.labels" -}}
+helm.sh/chart: {{ include "cronwarden.chart" . }}
+{{ include "cronwarden.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: cronwarden
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- define "cronwarden.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "cronwarden.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create=false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "cronwarden.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{- define "cronwarden.peeringName" -}}
+{{- default (include "cronwarden.fullname" .) .Values.highAvailability.peeringName }}
+{{- end }}
+
+{{/*
+The namespaces whose Roles the chart creates: none in all-namespaces mode.
+Returned as a YAML list to be read with fromYamlArray.
+*/}}
+{{- define "cronwarden.watchedNamespaces" -}}
+{{- if .Values.watch.allNamespaces }}[]{{ else }}{{ toYaml .Values.watch.namespaces }}{{ end }}
+{{- end }}
+
+{{/*
+The permissions the operator needs in each namespace it watches (and, in
+all-namespaces mode, cluster-wide). Why each one is needed is in the chart README.
+*/}}
+{{- define "cronwarden.namespacedRules" -}}
+# Read the tasks (kopf lists and watches them; the controller reads one before reconciling it).
+- apiGroups: [cronwarden.io]
+  resources: [scheduledtasks]
+  verbs: [get, list, watch]
+# Write the computed status through the status subresource only; the spec is never written.
+- apiGroups: [cronwarden.io]
+  resources: [scheduledtasks/status]
+  verbs: [patch]
+# Set blockOwnerDeletion on the CronJob's owner reference where the
+# OwnerReferencesPermissionEnforcement admission plugin is on (e.g. OpenShift).
+# ScheduledTasks have no finalizers subresource: this grants no other request.
+- apiGroups: [cronwarden.io]
+  resources: [scheduledtasks/finalizers]
+  verbs: [update]
+# Keep each task's CronJob in sync: read it, server-side apply it (PATCH, and create
+# when it is missing), watch it for drift. Never delete: garbage collection does.
+- apiGroups: [batch]
+  resources: [cronjobs]
+  verbs: [get, list, watch, create, patch]
+# Observe the runs: watch the Jobs the CronJobs start and list them per task.
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [list, watch]
+# Record run results, missed runs and drift as Events on the tasks.
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create]
+{{- end }}
+
+{{/* Timings of a probe, from its values block. */}}
+{{- define "cronwarden.probeTimings" -}}
+initialDelaySeconds: {{ .initialDelaySeconds }}
+periodSeconds: {{ .periodSeconds }}
+timeoutSeconds: {{ .timeoutSeconds }}
+failureThreshold: {{ .failureThreshold }}
+{{- end }}

