@@ -7,7 +7,6 @@ Each file starts with comment lines that say how it must be rejected:
     # rejected-by: status          accepted; the operator sets Ready=False and posts an Event
     # reason: <Reason>             (status) the Ready reason and the Event reason
     # fix: <JSON merge patch>      (status) turns the manifest into a valid one
-    # xfail: <why>                 a known gap: the case does not behave as described yet
 
 Other comment lines describe the case. Admission cases need no operator; status cases
 are those only the operator can catch (time zones, robfig/cron field ranges, Pod
@@ -30,7 +29,7 @@ import yaml
 from tests.e2e.support import ROOT, Cluster, Kubectl, Operator, condition_of, load_example, wait_for
 
 CORPUS = ROOT / "tests" / "e2e" / "invalid"
-HEADER = re.compile(r"^#\s*(expect|rejected-by|reason|fix|xfail):\s*(.*?)\s*$")
+HEADER = re.compile(r"^#\s*(expect|rejected-by|reason|fix):\s*(.*?)\s*$")
 STATUS_REASONS = {"UnknownTimeZone", "InvalidSpec"}
 # The operator reconciles within a second of a change; the rest is slack for a busy machine.
 TIMEOUT = 30
@@ -45,7 +44,6 @@ class Case:
     rejected_by: str  # "admission" or "status"
     reason: str | None = None
     fix: dict[str, Any] | None = None
-    xfail: str | None = None
 
     @property
     def name(self) -> str:
@@ -57,8 +55,7 @@ class Case:
         return fixed
 
     def param(self) -> Any:
-        marks = [pytest.mark.xfail(reason=self.xfail, strict=True)] if self.xfail else []
-        return pytest.param(self, id=self.stem, marks=marks)
+        return pytest.param(self, id=self.stem)
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -96,7 +93,6 @@ def load_case(path: Path) -> Case:
     else:
         assert "reason" not in fields, f"{where}: # reason: is for status cases only"
         assert "fix" not in fields, f"{where}: # fix: is for status cases only"
-    [xfail] = fields.get("xfail", [None])
     return Case(
         stem=path.stem,
         text=text,
@@ -105,7 +101,6 @@ def load_case(path: Path) -> Case:
         rejected_by=rejected_by,
         reason=reason,
         fix=fix,
-        xfail=xfail,
     )
 
 
@@ -142,10 +137,8 @@ def wait_rejected(cluster: Cluster, case: Case) -> dict[str, Any]:
             return obj
         return None
 
-    # A known gap need not use up the whole timeout to show that it is still there.
-    timeout = TIMEOUT / 3 if case.xfail else TIMEOUT
     try:
-        return wait_for(probe, timeout=timeout, what=f"{case.name}: Ready=False {case.reason}")
+        return wait_for(probe, timeout=TIMEOUT, what=f"{case.name}: Ready=False {case.reason}")
     except AssertionError as err:
         raise AssertionError(f"{err}; last Ready condition: {last.get('ready')}") from None
 
@@ -228,10 +221,7 @@ def test_operator_stays_healthy_among_invalid_tasks(
     assert ready(task)["reason"] == "Reconciled"
     assert cluster.get("cronjob", valid["metadata"]["name"]) is not None
 
-    # Known gaps (xfail) may not be reported yet; they must not stop the others.
     for case in STATUS:
-        if case.xfail:
-            continue
         cond = ready(wait_rejected(cluster, case))
         assert all(x in cond["message"] for x in case.expects), cond["message"]
 
