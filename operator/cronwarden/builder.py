@@ -57,25 +57,14 @@ def _job_template(task: ScheduledTask) -> dict[str, Any]:
 def cronjob_spec(task: ScheduledTask) -> dict[str, Any]:
     """The CronJob spec, with cronwarden's defaults filled in."""
     spec = task.spec
+    successful, failed = models.effective_history_limits(spec)
     out: dict[str, Any] = {
         "schedule": spec.schedule,
         "suspend": bool(spec.suspend),
-        "concurrencyPolicy": spec.concurrency_policy or models.DEFAULT_CONCURRENCY_POLICY,
-        "startingDeadlineSeconds": (
-            spec.starting_deadline_seconds
-            if spec.starting_deadline_seconds is not None
-            else models.DEFAULT_STARTING_DEADLINE_SECONDS
-        ),
-        "successfulJobsHistoryLimit": (
-            spec.successful_jobs_history_limit
-            if spec.successful_jobs_history_limit is not None
-            else models.DEFAULT_SUCCESSFUL_JOBS_HISTORY_LIMIT
-        ),
-        "failedJobsHistoryLimit": (
-            spec.failed_jobs_history_limit
-            if spec.failed_jobs_history_limit is not None
-            else models.DEFAULT_FAILED_JOBS_HISTORY_LIMIT
-        ),
+        "concurrencyPolicy": models.effective_concurrency_policy(spec),
+        "startingDeadlineSeconds": models.effective_starting_deadline_seconds(spec),
+        "successfulJobsHistoryLimit": successful,
+        "failedJobsHistoryLimit": failed,
         "jobTemplate": _job_template(task),
     }
     if spec.time_zone is not None:

@@ -202,17 +202,14 @@ class TaskMetrics(Collector):
             ):
                 values[metric].add_metric(key, is_true(st, condition))
             thresholds["missed_run_grace_seconds"].add_metric(
-                key,
-                spec.missed_run_grace_seconds
-                if spec.missed_run_grace_seconds is not None
-                else models.DEFAULT_MISSED_RUN_GRACE_SECONDS,
+                key, models.effective_grace_seconds(spec)
             )
             if spec.success_deadline_seconds is not None:
                 thresholds["success_deadline_seconds"].add_metric(
                     key, spec.success_deadline_seconds
                 )
             thresholds["max_consecutive_failures"].add_metric(
-                key, spec.max_consecutive_failures or models.DEFAULT_MAX_CONSECUTIVE_FAILURES
+                key, models.effective_max_consecutive_failures(spec)
             )
             if spec.max_run_duration_seconds is not None:
                 thresholds["max_run_duration_seconds"].add_metric(

@@ -171,6 +171,36 @@ class ScheduledTaskSpec(Model):
     ] = None
 
 
+# The spec's optional fields with cronwarden's defaults applied: the one place
+# where defaults are resolved (builder, status and metrics all read these).
+def _default(value: int | None, default: int) -> int:
+    return default if value is None else value
+
+
+def effective_grace_seconds(spec: ScheduledTaskSpec) -> int:
+    return _default(spec.missed_run_grace_seconds, DEFAULT_MISSED_RUN_GRACE_SECONDS)
+
+
+def effective_max_consecutive_failures(spec: ScheduledTaskSpec) -> int:
+    return _default(spec.max_consecutive_failures, DEFAULT_MAX_CONSECUTIVE_FAILURES)
+
+
+def effective_concurrency_policy(spec: ScheduledTaskSpec) -> str:
+    return spec.concurrency_policy or DEFAULT_CONCURRENCY_POLICY
+
+
+def effective_starting_deadline_seconds(spec: ScheduledTaskSpec) -> int:
+    return _default(spec.starting_deadline_seconds, DEFAULT_STARTING_DEADLINE_SECONDS)
+
+
+def effective_history_limits(spec: ScheduledTaskSpec) -> tuple[int, int]:
+    """(successfulJobsHistoryLimit, failedJobsHistoryLimit)."""
+    return (
+        _default(spec.successful_jobs_history_limit, DEFAULT_SUCCESSFUL_JOBS_HISTORY_LIMIT),
+        _default(spec.failed_jobs_history_limit, DEFAULT_FAILED_JOBS_HISTORY_LIMIT),
+    )
+
+
 class StatusModel(Model):
     """Status is written by the operator; fields from other versions are ignored."""
 

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from cronwarden import detection, models, schedule
 from cronwarden.conditions import SUSPENDED, Conditions, Event, Problem
 from cronwarden.models import Condition, LastRun, ScheduledTask, ScheduledTaskStatus
 from cronwarden.runs import Run, describe, new_runs, parse_time, run_of
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -86,9 +84,7 @@ def compute_status(
     cron_status = (cronjob or {}).get("status") or {}
     last_schedule = parse_time(cron_status.get("lastScheduleTime")) or prev.last_schedule_time
     created = parse_time(task.metadata.get("creationTimestamp")) or now
-    grace = timedelta(
-        seconds=_or(spec.missed_run_grace_seconds, models.DEFAULT_MISSED_RUN_GRACE_SECONDS)
-    )
+    grace = timedelta(seconds=models.effective_grace_seconds(spec))
     missed_runs, last_missed = prev.missed_runs, prev.last_missed_time
     next_run: datetime | None = None
     if sched is not None and not spec.suspend:
@@ -103,7 +99,7 @@ def compute_status(
             last_schedule=last_schedule,
             now=now,
             grace=grace,
-            forbid=_or(spec.concurrency_policy, models.DEFAULT_CONCURRENCY_POLICY) == "Forbid",
+            forbid=models.effective_concurrency_policy(spec) == "Forbid",
             runs=runs,
         )
         if verdict.missed:
@@ -131,7 +127,7 @@ def compute_status(
     cond = Conditions(prev.conditions, now, task.generation)
     cond.ready(problem, cronjob, events)
     cond.late(late, last_missed, grace)
-    limit = _or(spec.max_consecutive_failures, models.DEFAULT_MAX_CONSECUTIVE_FAILURES)
+    limit = models.effective_max_consecutive_failures(spec)
     cond.failing(consecutive, limit, last_run)
     cond.stale(deadline, now, last_success, events)
     cond.long_running(overdue, run_limit, events)
@@ -163,10 +159,6 @@ def compute_status(
     )
     starts = [r.start for r in runs if r.result == "Running" and r.start is not None]
     return Outcome(status, events, recorded, wake, min(starts, default=None))
-
-
-def _or(value: T | None, default: T) -> T:
-    return default if value is None else value
 
 
 def resumed_at(conditions: list[Condition], now: datetime) -> datetime | None:
