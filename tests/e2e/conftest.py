@@ -28,6 +28,8 @@ from tests.e2e.support import (
     launch_operator,
     stop_operator,
     wait_for,
+    watching,
+    worker_id,
 )
 
 STARTED_MARKER = STATE_DIR / "cluster-started-by-tests"
@@ -36,10 +38,6 @@ STARTED_MARKER = STATE_DIR / "cluster-started-by-tests"
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         item.add_marker(pytest.mark.e2e)
-
-
-def worker_id() -> str:
-    return os.environ.get("PYTEST_XDIST_WORKER", "gw0")
 
 
 def _start_cluster() -> Path:
@@ -145,6 +143,6 @@ def crd(kubectl: Kubectl) -> str:
 @pytest.fixture(scope="session")
 def operator(kubeconfig: Path, crd: str) -> Iterator[Operator]:
     """One operator per pytest worker, watching that worker's test namespaces."""
-    op = launch_operator(kubeconfig, f"e2e-{worker_id()}-*", worker_id())
+    op = launch_operator(watching(f"e2e-{worker_id()}-*"), kubeconfig, worker_id())
     yield op
     stop_operator(op)

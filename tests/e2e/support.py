@@ -75,8 +75,25 @@ class Operator:
     liveness_url: str
     metrics_url: str
 
+    stopped: bool = False
+
     def log(self) -> str:
-        return self.log_path.read_text()
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        """Stop it as Kubernetes would (SIGTERM), on purpose."""
+        self.process.terminate()
+        self.process.wait(timeout=30)
+        self.stopped = True
+
+    def forbidden(self, allowed: tuple[str, ...]) -> list[str]:
+        """Log lines about refused requests, except those for `allowed` paths."""
+        return [
+            line
+            for line in self.log().splitlines()
+            if ("403" in line or "Forbidden" in line or "forbidden" in line)
+            and not any(path in line for path in allowed)
+        ]
 
     def metrics(self) -> str:
         with urllib.request.urlopen(self.metrics_url, timeout=5) as resp:
@@ -172,35 +189,42 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def launch_operator(kubeconfig: Path, namespaces: str, tag: str) -> Operator:
-    """Start `cronwarden run` for the namespaces matching a glob; wait until live."""
+def worker_id() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+
+
+def watching(namespaces: str) -> list[str]:
+    """Operator arguments for tests: these namespaces, quick resync, debug logs
+    (Operator.reconciles counts the debug lines)."""
+    return ["--namespace", namespaces, "--resync-seconds", "5", "--verbose"]
+
+
+def launch_operator(
+    args: list[str], kubeconfig: Path, tag: str, env: dict[str, str] | None = None
+) -> Operator:
+    """Start `cronwarden run ARGS` out of cluster, with `kubeconfig` and free local
+    ports (any port or address options in ARGS are replaced); wait until live."""
     logs = STATE_DIR / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     port, metrics_port = free_port(), free_port()
     log_path = logs / f"operator-{tag}.log"
+    own = ("--liveness-port", "--metrics-port", "--bind-address", "--kubeconfig")
+    local = [a for a in args if not a.startswith(own)]
+    local += [
+        f"--kubeconfig={kubeconfig}",
+        f"--liveness-port={port}",
+        f"--metrics-port={metrics_port}",
+        "--bind-address=127.0.0.1",
+    ]
+    # Out of cluster: never fall back to in-cluster credentials.
+    environment = {k: v for k, v in os.environ.items() if k != "KUBERNETES_SERVICE_HOST"}
+    environment.update(env or {})
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "cronwarden",
-                "run",
-                "--namespace",
-                namespaces,
-                "--kubeconfig",
-                str(kubeconfig),
-                "--liveness-port",
-                str(port),
-                "--metrics-port",
-                str(metrics_port),
-                "--bind-address",
-                "127.0.0.1",
-                "--resync-seconds",
-                "5",
-                "--verbose",
-            ],
+            [sys.executable, "-m", "cronwarden", "run", *local],
             stdout=log,
             stderr=subprocess.STDOUT,
+            env=environment,
         )
     op = Operator(
         proc,
@@ -223,8 +247,8 @@ def launch_operator(kubeconfig: Path, namespaces: str, tag: str) -> Operator:
 
 def stop_operator(op: Operator) -> None:
     """Stop it, and fail if it had died or logged a traceback."""
-    crashed = op.process.poll()
-    op.process.terminate()
-    op.process.wait(timeout=30)
-    assert crashed is None, f"the operator died during the tests; see {op.log_path}"
+    if not op.stopped:
+        crashed = op.process.poll()
+        op.stop()
+        assert crashed is None, f"the operator died during the tests; see {op.log_path}"
     assert "Traceback" not in op.log(), f"the operator logged a traceback; see {op.log_path}"

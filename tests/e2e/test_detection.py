@@ -19,6 +19,7 @@ from tests.e2e.support import (
     launch_operator,
     stop_operator,
     wait_for,
+    watching,
 )
 from tests.e2e.test_scheduledtask import RUN_TIMEOUT, every_minute
 
@@ -168,7 +169,7 @@ def test_metrics_are_recomputed_after_a_restart(
         what="suspended with no active run",
     )["status"]
 
-    fresh = launch_operator(kubeconfig, ns, f"{ns}-restarted")
+    fresh = launch_operator(watching(ns), kubeconfig, f"{ns}-restarted")
     try:
 
         def exported() -> str | None:

@@ -23,10 +23,8 @@ import copy
 import fcntl
 import gzip
 import json
-import os
 import subprocess
 import sys
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -44,9 +42,13 @@ from tests.e2e.support import (
     STATE_DIR,
     Cluster,
     Kubectl,
+    Operator,
     condition_of,
+    launch_operator,
     load_example,
+    stop_operator,
     wait_for,
+    worker_id,
 )
 
 CHART = ROOT / "helm" / "cronwarden"
@@ -57,23 +59,11 @@ FIELD_MANAGER = "cronwarden-chart-test"
 SECRET_LIMIT = 1024 * 1024
 # The first slot of an every-minute task is at most 60 s away.
 RUN_TIMEOUT = 100
-# Until the operator disables kopf's namespace scanning for exact namespace names,
-# kopf retries listing namespaces (forbidden, by design) for about a minute first.
+# How long a freshly started operator may take to bring a task to Ready (it
+# starts from discovery alone with exact namespace names; this is a deadline).
 START_TIMEOUT = 150
 
 Manifest = list[dict[str, Any]]
-
-
-def worker_id() -> str:
-    return os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Helm:
@@ -299,87 +289,22 @@ def permissions_of(kubectl: Kubectl, release: Release, tmp_path: Path) -> Permis
 # The operator, out of cluster, as the chart's ServiceAccount
 
 
-@dataclass
-class OperatorProcess:
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    stopped: bool = False
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        """Stop it as Kubernetes would (SIGTERM), on purpose."""
-        self.process.terminate()
-        self.process.wait(timeout=30)
-        self.stopped = True
-
-    def forbidden(self, allowed: tuple[str, ...]) -> list[str]:
-        """Log lines about refused requests, except those for `allowed` paths."""
-        return [
-            line
-            for line in self.log().splitlines()
-            if ("403" in line or "Forbidden" in line or "forbidden" in line)
-            and not any(path in line for path in allowed)
-        ]
-
-
 @pytest.fixture
-def run_operator() -> Iterator[Callable[..., OperatorProcess]]:
-    """Start `cronwarden run` with the chart's arguments (ports moved to free
-    local ones) and a token kubeconfig; stopped and checked afterwards."""
-    started: list[OperatorProcess] = []
+def run_operator() -> Iterator[Callable[..., Operator]]:
+    """Start `cronwarden run` with the chart's arguments and a token kubeconfig;
+    stopped and checked afterwards."""
+    started: list[Operator] = []
 
     def run(
         args: list[str], kubeconfig: Path, name: str, env: dict[str, str] | None = None
-    ) -> OperatorProcess:
-        local = [
-            a
-            for a in args
-            if not a.startswith(("--liveness-port=", "--metrics-port=", "--bind-address="))
-        ]
-        liveness = free_port()
-        local += [
-            f"--liveness-port={liveness}",
-            f"--metrics-port={free_port()}",
-            "--bind-address=127.0.0.1",
-            f"--kubeconfig={kubeconfig}",
-        ]
-        logs = STATE_DIR / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        log_path = logs / f"helm-{name}.log"
-        environment = {k: v for k, v in os.environ.items() if k != "KUBERNETES_SERVICE_HOST"}
-        environment.update(env or {})
-        with open(log_path, "w") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "cronwarden", "run", *local],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=environment,
-            )
-        op = OperatorProcess(proc, log_path)
+    ) -> Operator:
+        op = launch_operator(args, kubeconfig, f"helm-{name}", env)
         started.append(op)
-
-        def healthy() -> bool:
-            assert proc.poll() is None, f"operator exited early; see {log_path}"
-            try:
-                url = f"http://127.0.0.1:{liveness}/healthz"
-                with urllib.request.urlopen(url, timeout=2) as resp:
-                    return bool(resp.status == 200)
-            except OSError:
-                return False
-
-        wait_for(healthy, timeout=60, what="the operator's liveness endpoint")
         return op
 
     yield run
     for op in started:
-        if not op.stopped:
-            crashed = op.process.poll()
-            op.stop()
-            assert crashed is None, f"the operator died during the test; see {op.log_path}"
-        assert "Traceback" not in op.log(), f"the operator logged a traceback; see {op.log_path}"
+        stop_operator(op)
 
 
 def nightly_task(name: str) -> dict[str, Any]:
@@ -579,7 +504,7 @@ def test_operator_as_the_chart_service_account_reconciles_end_to_end(
     kubectl: Kubectl,
     make_namespace: Callable[..., str],
     install: Callable[..., Release],
-    run_operator: Callable[..., OperatorProcess],
+    run_operator: Callable[..., Operator],
     tmp_path: Path,
     mode: str,
 ) -> None:
@@ -649,7 +574,7 @@ def test_operator_with_kopf_peering_reconciles(
     kubectl: Kubectl,
     make_namespace: Callable[..., str],
     install: Callable[..., Release],
-    run_operator: Callable[..., OperatorProcess],
+    run_operator: Callable[..., Operator],
     peering_crds: None,
     tmp_path: Path,
 ) -> None:
@@ -730,7 +655,7 @@ def test_two_replicas_with_peering_one_reconciles_and_the_other_takes_over(
     kubectl: Kubectl,
     make_namespace: Callable[..., str],
     install: Callable[..., Release],
-    run_operator: Callable[..., OperatorProcess],
+    run_operator: Callable[..., Operator],
     peering_crds: None,
     tmp_path: Path,
 ) -> None:
