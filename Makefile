@@ -65,21 +65,25 @@ crd: install ## Regenerate crds/ (and the chart's copy) from the pydantic models
 .PHONY: job-schema
 job-schema: install ## Refresh the embedded JobTemplateSpec schema from the running local cluster.
 	$(PY) hack/job-template-schema.py $(BIN)/kubectl $(KUBECONFIG_LOCAL) \
-	  operator/cronwarden/schemas/jobtemplatespec-v1.36.json
+	  operator/cronwarden/api/schemas/jobtemplatespec-v1.36.json
 
 .PHONY: cron-golden
-cron-golden: ## Regenerate the robfig/cron slots for the schedule corpus (tests/unit/testdata) with Go.
+cron-golden: ## Regenerate the robfig/cron slots for the schedule corpus (tests/unit/core/testdata) with Go.
 	cd hack/crondiff && GOTOOLCHAIN=local GOFLAGS=-mod=mod go run . \
-	  < ../../tests/unit/testdata/cron_cases.json > ../../tests/unit/testdata/cron_expected.json
+	  < ../../tests/unit/core/testdata/cron_cases.json > ../../tests/unit/core/testdata/cron_expected.json
 
 .PHONY: test
-test: install tools ## Run every test: unit, alert rules, then end-to-end on the local control plane.
-	$(PY) -m pytest tests/unit tests/rules
+test: install tools ## Run every test: unit, alert rules, chart, then end-to-end on the local control plane.
+	$(PY) -m pytest tests/unit tests/rules tests/chart
 	$(MAKE) --no-print-directory test-e2e
 
 .PHONY: test-unit
-test-unit: install tools ## Run the unit tests (no cluster; the chart tests use the pinned helm).
+test-unit: install ## Run the unit tests: pure, no cluster and no built tools.
 	$(PY) -m pytest tests/unit
+
+.PHONY: test-chart
+test-chart: install tools ## Render and check the Helm chart with the pinned helm (no cluster).
+	$(PY) -m pytest tests/chart
 
 .PHONY: test-e2e
 test-e2e: install tools ## Run the end-to-end tests on the local control plane (started if needed).

@@ -151,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     if args.command == "crd":
-        from cronwarden.crd import render
+        from cronwarden.api.crd import render
 
         text = render()
         if args.output:
@@ -162,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "run":
         if not args.namespaces and not args.all_namespaces:
             parser.error("run: give --namespace NS (repeatable) or --all-namespaces")
-        from cronwarden.runner import run
+        from cronwarden.runtime.runner import run
         from cronwarden.settings import Settings
 
         return run(

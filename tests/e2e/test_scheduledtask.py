@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from cronwarden.builder import is_subset
+from cronwarden.core.builder import is_subset
 from tests.e2e.support import ROOT, Cluster, Kubectl, Operator, condition_of, load_example, wait_for
 
 EXAMPLES = sorted(p.stem for p in (ROOT / "examples").glob("*.yaml"))

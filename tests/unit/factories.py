@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from cronwarden.models import ScheduledTask
+from cronwarden.api.models import ScheduledTask
 
 TASK_UID = "0f9a3c7e-2b1d-4e5f-8a6b-7c8d9e0f1a2b"
 

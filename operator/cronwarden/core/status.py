@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from cronwarden import detection, models, schedule
-from cronwarden.conditions import SUSPENDED, Conditions, Event, Problem
-from cronwarden.models import Condition, LastRun, ScheduledTask, ScheduledTaskStatus
-from cronwarden.runs import Run, describe, new_runs, parse_time, run_of
+from cronwarden.api import models
+from cronwarden.api.models import Condition, LastRun, ScheduledTask, ScheduledTaskStatus
+from cronwarden.core import detection, schedule
+from cronwarden.core.conditions import SUSPENDED, Conditions, Event, Problem
+from cronwarden.core.runs import Run, describe, new_runs, parse_time, run_of
 
 
 @dataclass(frozen=True)

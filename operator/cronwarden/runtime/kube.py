@@ -19,8 +19,8 @@ from urllib.parse import quote
 import urllib3
 from kubernetes import client, config
 
-from cronwarden import models
-from cronwarden.builder import FIELD_MANAGER
+from cronwarden.api import models
+from cronwarden.core.builder import FIELD_MANAGER
 
 log = logging.getLogger(__name__)
 

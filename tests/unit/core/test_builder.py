@@ -4,7 +4,7 @@ import copy
 
 import pytest
 
-from cronwarden import builder
+from cronwarden.core import builder
 from tests.unit.factories import TASK_UID, task
 
 LABELS = {"app.kubernetes.io/managed-by": "cronwarden", "cronwarden.io/task": "backup"}

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from cronwarden.conditions import Event, Problem
-from cronwarden.runs import run_of
-from cronwarden.status import compute_status
+from cronwarden.core.conditions import Event, Problem
+from cronwarden.core.runs import run_of
+from cronwarden.core.status import compute_status
 from tests.unit.factories import job, task
 
 # Named instants. The default schedule is "30 2 * * *" (UTC).

@@ -20,10 +20,10 @@ from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from cronwarden import models
-from cronwarden.models import ScheduledTask, ScheduledTaskStatus
-from cronwarden.runs import parse_time
-from cronwarden.status import Outcome
+from cronwarden.api import models
+from cronwarden.api.models import ScheduledTask, ScheduledTaskStatus
+from cronwarden.core.runs import parse_time
+from cronwarden.core.status import Outcome
 
 LABELS = ["namespace", "name"]
 PREFIX = "cronwarden_task_"

@@ -24,7 +24,7 @@ def run(settings: Settings) -> int:
     logging.getLogger("kopf.objects").setLevel(
         logging.DEBUG if settings.verbose else logging.WARNING
     )
-    import cronwarden.handlers  # noqa: F401  (registers the handlers)
+    import cronwarden.runtime.handlers  # noqa: F401  (registers the handlers)
 
     liveness = (
         f"http://{settings.bind_address}:{settings.liveness_port}/healthz"

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from cronwarden.models import Condition, LastRun
-from cronwarden.runs import Run, describe_last
+from cronwarden.api.models import Condition, LastRun
+from cronwarden.core.runs import Run, describe_last
 
 READY = "Ready"
 LATE = "Late"

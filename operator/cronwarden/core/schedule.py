@@ -32,21 +32,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from cronwarden import schedule_robfig as robfig
-from cronwarden.schedule_robfig import ScheduleError, UnknownTimeZoneError
+from cronwarden.core import schedule_robfig as robfig
+from cronwarden.core.schedule_robfig import ScheduleError, UnknownTimeZoneError
 
 __all__ = [
-    "TOO_MANY_MISSED",
     "CronSchedule",
-    "MissedSlots",
     "ScheduleError",
     "UnknownTimeZoneError",
-    "missed_slots",
     "parse",
 ]
-
-TOO_MANY_MISSED = 100
-"""The controller's bound: with more unmet slots it warns TooManyMissedTimes."""
 
 # pkg/apis/batch/validation: each path component of spec.timeZone.
 _ZONE_PART = re.compile(r"[A-Za-z.\-_0-9+]{1,14}")
@@ -112,50 +106,6 @@ class CronSchedule:
             t = self.next(t)
         return out
 
-    def most_recent(self, after: datetime, now: datetime) -> tuple[datetime | None, int]:
-        """The latest slot in (after, now] and how many slots that interval holds.
-
-        The count is exact up to TOO_MANY_MISSED; beyond it is TOO_MANY_MISSED + 1
-        ("too many", as the controller says). The latest slot is exact either way.
-        """
-        _aware("now", now)
-        if isinstance(self._spec, robfig.Every):
-            return self._most_recent_every(self._spec.seconds, _aware("after", after), now)
-        latest: datetime | None = None
-        count = 0
-        t = self.next(after)
-        while t is not None and t <= now:
-            latest, count = t, count + 1
-            if count > TOO_MANY_MISSED:
-                return self._latest_near(now, floor=t), count
-            t = self.next(t)
-        return latest, count
-
-    def _most_recent_every(
-        self, delay: int, after: datetime, now: datetime
-    ) -> tuple[datetime | None, int]:
-        first = robfig.next_after(self._spec, self._zone, after)
-        assert first is not None  # @every always has a next slot
-        if first > now:
-            return None, 0
-        steps = (now - first) // timedelta(seconds=delay)
-        return first + timedelta(seconds=delay * steps), min(steps + 1, TOO_MANY_MISSED + 1)
-
-    def _latest_near(self, now: datetime, floor: datetime) -> datetime:
-        """The latest slot <= now, knowing `floor` is one: search back from now, doubling."""
-        window = timedelta(minutes=1)
-        while True:
-            start = max(now - window, floor)
-            latest = None
-            t = self.next(start)
-            while t is not None and t <= now:
-                latest, t = t, self.next(t)
-            if latest is not None:
-                return latest
-            if start == floor:
-                return floor
-            window *= 2
-
     def dst_notes(self, now: datetime, days: int = 366) -> list[str]:
         """Warnings for daylight-saving changes in the next `days` days that affect slots.
 
@@ -183,84 +133,6 @@ def parse(schedule: str, time_zone: str | None = None) -> CronSchedule:
     spec = robfig.parse_standard(schedule)
     zone: tzinfo = UTC if time_zone is None else _load_zone(time_zone)
     return CronSchedule(schedule, time_zone, spec, zone)
-
-
-@dataclass(frozen=True)
-class MissedSlots:
-    """What the CronJob controller concludes in one sync (utils.go nextScheduleTime).
-
-    - `earliest`: where it starts looking: lastScheduleTime, else creationTimestamp, moved
-      up to now - startingDeadlineSeconds when that is later.
-    - `scheduled_time`: the slot it starts a Job for now, or None (nothing due). It is the
-      most recent slot only: earlier unmet slots are never started.
-    - `unmet`: its count of unmet slots since `earliest`: 0, 1, or its estimate
-      (elapsed time / the first interval, + 1), which for irregular schedules is rough.
-    - `too_many`: unmet > TOO_MANY_MISSED; it records a TooManyMissedTimes warning.
-    - `error`: set when it refuses the schedule (two slots less than 1s apart, which is
-      how a never-firing schedule shows up); it then starts nothing.
-    """
-
-    earliest: datetime
-    scheduled_time: datetime | None
-    unmet: int
-    too_many: bool = False
-    error: str | None = None
-
-    @property
-    def skipped(self) -> int:
-        """Slots the controller lets pass without a Job: all unmet slots but the one started."""
-        return max(self.unmet - 1, 0)
-
-
-def missed_slots(
-    schedule: CronSchedule,
-    *,
-    last_schedule: datetime | None,
-    created: datetime,
-    now: datetime,
-    starting_deadline_seconds: int | None,
-) -> MissedSlots:
-    """Mirror mostRecentScheduleTime(includeStartingDeadlineSeconds=true) of the controller.
-
-    Same inputs as the controller: status.lastScheduleTime, metadata.creationTimestamp,
-    the clock, spec.startingDeadlineSeconds. Its approximations are kept on purpose: the
-    count comes from the first interval, and the slot to start is searched from an
-    estimated point, so for irregular schedules (e.g. `0,1 0 * * *` after days of downtime)
-    the controller may find no slot at all, and neither does this function. Not mirrored:
-    Go's integer overflow for clock skew of centuries, and Feb 29 schedules near 2100,
-    whose next slot lies beyond robfig's five-year search.
-    """
-    _aware("created", created)
-    _aware("now", now)
-    earliest = created if last_schedule is None else _aware("last_schedule", last_schedule)
-    if starting_deadline_seconds is not None:
-        deadline = now - timedelta(seconds=starting_deadline_seconds)
-        earliest = max(earliest, deadline)
-    t1 = schedule.next(earliest)
-    if t1 is not None and now < t1:
-        return MissedSlots(earliest, None, 0)
-    t2 = None if t1 is None else schedule.next(t1)
-    if t1 is not None and t2 is not None and now < t2:
-        return MissedSlots(earliest, t1, 1)
-    if t1 is None or t2 is None:
-        return MissedSlots(earliest, None, 0, error=_LESS_THAN_A_SECOND)
-    between = round((t2 - t1).total_seconds())
-    if between < 1:
-        return MissedSlots(earliest, None, 0, error=_LESS_THAN_A_SECOND)
-    elapsed = now - t1  # Go: int64(d.Seconds()), a float64 truncated
-    whole, micros = divmod(elapsed // timedelta(microseconds=1), 10**6)
-    count = int(float(whole) + float(micros * 1000) / 1e9) // between + 1
-    most_recent = None
-    t = schedule.next(t1 + timedelta(seconds=(count - 2) * between))
-    while t is not None and t <= now:
-        most_recent, t = t, schedule.next(t)
-    return MissedSlots(earliest, most_recent, count, too_many=count > TOO_MANY_MISSED)
-
-
-_LESS_THAN_A_SECOND = "time difference between two schedules is less than 1 second"
-
-
-# --- daylight-saving notes ------------------------------------------------------------
 
 
 def _transitions(zone: tzinfo, start: int, end: int) -> list[tuple[int, int, int]]:

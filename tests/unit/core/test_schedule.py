@@ -14,13 +14,10 @@ from typing import Any
 
 import pytest
 
-from cronwarden import schedule
-from cronwarden.schedule import (
-    TOO_MANY_MISSED,
-    MissedSlots,
+from cronwarden.core import schedule
+from cronwarden.core.schedule import (
     ScheduleError,
     UnknownTimeZoneError,
-    missed_slots,
     parse,
 )
 
@@ -347,7 +344,7 @@ def test_a_calendar_day_that_does_not_exist_does_not_hang() -> None:
     assert time.monotonic() - started < 5
 
 
-# --- slots and most_recent -------------------------------------------------------------
+# --- slots -------------------------------------------------------------
 
 
 def test_slots_is_half_open_and_limited() -> None:
@@ -356,207 +353,6 @@ def test_slots_is_half_open_and_limited() -> None:
     assert got == [TOP_OF_THE_HOUR + timedelta(hours=h) for h in (1, 2, 3)]
     assert sched.slots(TOP_OF_THE_HOUR, TOP_OF_THE_HOUR + timedelta(days=1), limit=2) == got[:2]
     assert parse("0 0 30 2 *").slots(MID_JUNE, MID_JUNE + timedelta(days=3650)) == []
-
-
-@pytest.mark.parametrize(
-    ("expression", "after", "now", "latest", "count"),
-    [
-        pytest.param("0 * * * *", TOP_OF_THE_HOUR, TOP_OF_THE_HOUR, None, 0, id="nothing_yet"),
-        pytest.param(
-            "0 * * * *",
-            JUST_BEFORE_THE_HOUR,
-            TOP_OF_THE_HOUR,
-            TOP_OF_THE_HOUR,
-            1,
-            id="now_is_a_slot",
-        ),
-        pytest.param(
-            "0 * * * *",
-            TOP_OF_THE_HOUR,
-            TOP_OF_THE_HOUR + timedelta(hours=5, minutes=1),
-            TOP_OF_THE_HOUR + timedelta(hours=5),
-            5,
-            id="five_hours",
-        ),
-        pytest.param(
-            "* * * * *",
-            TOP_OF_THE_HOUR,
-            TOP_OF_THE_HOUR + timedelta(days=3, seconds=30),
-            TOP_OF_THE_HOUR + timedelta(days=3),
-            TOO_MANY_MISSED + 1,
-            id="capped_count_exact_latest",
-        ),
-        pytest.param(
-            "0,1 0 * * *",
-            TOP_OF_THE_HOUR,
-            TOP_OF_THE_HOUR + timedelta(days=200),
-            at("2016-12-05T00:01:00Z"),
-            TOO_MANY_MISSED + 1,
-            id="irregular_schedule_exact_latest",
-        ),
-        pytest.param(
-            "@every 7m",
-            TOP_OF_THE_HOUR,
-            TOP_OF_THE_HOUR + timedelta(hours=1),
-            TOP_OF_THE_HOUR + timedelta(minutes=56),
-            8,
-            id="every",
-        ),
-        pytest.param(
-            "@every 1s",
-            TOP_OF_THE_HOUR,
-            TOP_OF_THE_HOUR + timedelta(days=1),
-            TOP_OF_THE_HOUR + timedelta(days=1),
-            TOO_MANY_MISSED + 1,
-            id="every_capped",
-        ),
-        pytest.param("0 0 30 2 *", TOP_OF_THE_HOUR, MID_JUNE, None, 0, id="never_fires"),
-    ],
-)
-def test_most_recent(
-    expression: str, after: datetime, now: datetime, latest: datetime | None, count: int
-) -> None:
-    assert parse(expression).most_recent(after, now) == (latest, count)
-
-
-def test_most_recent_agrees_with_slots_across_daylight_saving() -> None:
-    sched = parse("*/20 1-3 * * *", "Europe/Berlin")
-    after, now = at("2026-10-20T00:00:00Z"), at("2026-10-30T00:00:00Z")
-    every = sched.slots(after, now)
-    assert sched.most_recent(after, now) == (every[-1], min(len(every), TOO_MANY_MISSED + 1))
-
-
-# --- missed_slots: the controller's own view (utils.go mostRecentScheduleTime) ---------
-
-
-def hours(n: float) -> timedelta:
-    return timedelta(hours=n)
-
-
-@pytest.mark.parametrize(
-    ("expression", "created", "last", "deadline", "now", "expected"),
-    [
-        pytest.param(
-            "0 * * * *",
-            TOP_OF_THE_HOUR,
-            None,
-            None,
-            TOP_OF_THE_HOUR + timedelta(seconds=30),
-            MissedSlots(TOP_OF_THE_HOUR, None, 0),
-            id="now_before_next_schedule",
-        ),
-        pytest.param(
-            "0 * * * *",
-            TOP_OF_THE_HOUR,
-            None,
-            None,
-            TOP_OF_THE_HOUR + timedelta(minutes=61),
-            MissedSlots(TOP_OF_THE_HOUR, TOP_OF_THE_HOUR + hours(1), 1),
-            id="now_just_after_next_schedule",
-        ),
-        pytest.param(
-            "0 * * * *",
-            TOP_OF_THE_HOUR + timedelta(seconds=10),
-            None,
-            None,
-            TOP_OF_THE_HOUR + timedelta(minutes=301),
-            MissedSlots(TOP_OF_THE_HOUR + timedelta(seconds=10), TOP_OF_THE_HOUR + hours(5), 5),
-            id="missed_5_schedules",
-        ),
-        pytest.param(
-            "30 6-16/4 * * 1-5",
-            TOP_OF_THE_HOUR,
-            TOP_OF_THE_HOUR + timedelta(minutes=30),
-            None,
-            TOP_OF_THE_HOUR + hours(24) + timedelta(minutes=31),
-            MissedSlots(
-                TOP_OF_THE_HOUR + timedelta(minutes=30),
-                TOP_OF_THE_HOUR + hours(24) + timedelta(minutes=30),
-                2,
-            ),
-            id="complex_schedule",
-        ),
-        pytest.param(
-            # The controller's estimate jumps past the real latest slot and finds none.
-            "30 10,11,12 * * 1-5",
-            TOP_OF_THE_HOUR,
-            TOP_OF_THE_HOUR + timedelta(minutes=30),
-            None,
-            TOP_OF_THE_HOUR + hours(30) + timedelta(minutes=30),
-            MissedSlots(TOP_OF_THE_HOUR + timedelta(minutes=30), None, 30),
-            id="irregular_schedule_finds_nothing_like_the_controller",
-        ),
-        pytest.param(
-            "@every 1h",
-            TOP_OF_THE_HOUR - timedelta(minutes=59),
-            TOP_OF_THE_HOUR + timedelta(minutes=1),
-            None,
-            TOP_OF_THE_HOUR + hours(7 * 24),
-            MissedSlots(
-                TOP_OF_THE_HOUR + timedelta(minutes=1),
-                TOP_OF_THE_HOUR + hours(6 * 24 + 23) + timedelta(minutes=1),
-                167,
-                too_many=True,
-            ),
-            id="every_after_a_week_down",
-        ),
-        pytest.param(
-            "*/5 * * * *",
-            TOP_OF_THE_HOUR,
-            TOP_OF_THE_HOUR + timedelta(minutes=30),
-            60,
-            TOP_OF_THE_HOUR + timedelta(minutes=32),
-            MissedSlots(TOP_OF_THE_HOUR + timedelta(minutes=31), None, 0),
-            id="starting_deadline_moves_earliest_up",
-        ),
-        pytest.param(
-            "*/5 * * * *",
-            TOP_OF_THE_HOUR,
-            TOP_OF_THE_HOUR + timedelta(minutes=30),
-            120,
-            TOP_OF_THE_HOUR + timedelta(minutes=36),
-            MissedSlots(
-                TOP_OF_THE_HOUR + timedelta(minutes=34), TOP_OF_THE_HOUR + timedelta(minutes=35), 1
-            ),
-            id="starting_deadline_drops_older_slots",
-        ),
-        pytest.param(
-            "59 23 31 2 *",
-            TOP_OF_THE_HOUR + timedelta(seconds=10),
-            None,
-            None,
-            TOP_OF_THE_HOUR + hours(1),
-            MissedSlots(
-                TOP_OF_THE_HOUR + timedelta(seconds=10),
-                None,
-                0,
-                error="time difference between two schedules is less than 1 second",
-            ),
-            id="never_fires_is_an_error",
-        ),
-    ],
-)
-def test_missed_slots(
-    expression: str,
-    created: datetime,
-    last: datetime | None,
-    deadline: int | None,
-    now: datetime,
-    expected: MissedSlots,
-) -> None:
-    got = missed_slots(
-        parse(expression),
-        last_schedule=last,
-        created=created,
-        now=now,
-        starting_deadline_seconds=deadline,
-    )
-    assert got == expected
-
-
-def test_missed_slots_skipped_counts_all_but_the_started_one() -> None:
-    assert MissedSlots(TOP_OF_THE_HOUR, TOP_OF_THE_HOUR, 5).skipped == 4
-    assert MissedSlots(TOP_OF_THE_HOUR, None, 0).skipped == 0
 
 
 # --- daylight-saving notes -------------------------------------------------------------
@@ -645,4 +441,4 @@ def test_matches_robfig(case: dict[str, Any], want: dict[str, Any]) -> None:
 
 
 def test_module_exports() -> None:
-    assert set(schedule.__all__) >= {"parse", "CronSchedule", "missed_slots", "ScheduleError"}
+    assert set(schedule.__all__) >= {"parse", "CronSchedule", "ScheduleError"}

@@ -7,8 +7,8 @@ import hashlib
 import json
 from typing import Any
 
-from cronwarden import models
-from cronwarden.models import ScheduledTask
+from cronwarden.api import models
+from cronwarden.api.models import ScheduledTask
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "cronwarden"

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import yaml
 
-from cronwarden import crd
+from cronwarden.api import crd
 
-CHECKED_IN = Path(__file__).resolve().parents[2] / "crds" / "scheduledtasks.cronwarden.io.yaml"
+CHECKED_IN = Path(__file__).resolve().parents[3] / "crds" / "scheduledtasks.cronwarden.io.yaml"
 
 
 def test_checked_in_crd_is_what_the_models_generate() -> None:

@@ -14,12 +14,13 @@ import shutil
 import subprocess
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CRONDIFF = ROOT / "hack" / "crondiff"
 TESTDATA = Path(__file__).parent / "testdata"
 REGENERATE = (
     "cd hack/crondiff && GOTOOLCHAIN=local GOFLAGS=-mod=mod go run . "
-    "< ../../tests/unit/testdata/cron_cases.json > ../../tests/unit/testdata/cron_expected.json"
+    "< ../../tests/unit/core/testdata/cron_cases.json "
+    "> ../../tests/unit/core/testdata/cron_expected.json"
 )
 
 

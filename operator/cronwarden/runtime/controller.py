@@ -13,12 +13,12 @@ from typing import Any
 
 import pydantic
 
-from cronwarden import builder
-from cronwarden.conditions import Event, Problem
-from cronwarden.kube import ApiError, Kube
-from cronwarden.metrics import TaskMetrics
-from cronwarden.models import ScheduledTask, ScheduledTaskStatus
-from cronwarden.status import compute_status
+from cronwarden.api.models import ScheduledTask, ScheduledTaskStatus
+from cronwarden.core import builder
+from cronwarden.core.conditions import Event, Problem
+from cronwarden.core.status import compute_status
+from cronwarden.runtime.kube import ApiError, Kube
+from cronwarden.runtime.metrics import TaskMetrics
 
 log = logging.getLogger(__name__)
 

@@ -20,13 +20,13 @@ from typing import Any
 import kopf
 from prometheus_client import start_http_server
 
-from cronwarden import models
-from cronwarden.builder import MANAGED_BY, MANAGED_BY_LABEL, TASK_LABEL
-from cronwarden.controller import Controller
-from cronwarden.kube import ApiError, Kube, load_api_client
-from cronwarden.metrics import TaskMetrics
+from cronwarden.api import models
+from cronwarden.core.builder import MANAGED_BY, MANAGED_BY_LABEL, TASK_LABEL
+from cronwarden.runtime.controller import Controller
+from cronwarden.runtime.kube import ApiError, Kube, load_api_client
+from cronwarden.runtime.metrics import TaskMetrics
+from cronwarden.runtime.queue import TaskKey, WorkQueue
 from cronwarden.settings import Settings
-from cronwarden.workqueue import TaskKey, WorkQueue
 
 log = logging.getLogger(__name__)
 MANAGED = {MANAGED_BY_LABEL: MANAGED_BY}

@@ -23,8 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from cronwarden.runs import Run
-from cronwarden.schedule import CronSchedule
+from cronwarden.core.runs import Run
+from cronwarden.core.schedule import CronSchedule
 
 # A task can miss more slots than are worth walking one by one (a per-minute
 # schedule during a week of downtime); beyond this the count stops growing.

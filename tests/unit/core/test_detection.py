@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from cronwarden import detection, schedule
-from cronwarden.runs import Run
-from cronwarden.status import compute_status
+from cronwarden.core import detection, schedule
+from cronwarden.core.runs import Run
+from cronwarden.core.status import compute_status
 from tests.unit.factories import job, task
 
 HOURLY = schedule.parse("0 * * * *")

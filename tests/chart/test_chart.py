@@ -443,7 +443,7 @@ def dashboard_queries() -> list[str]:
 
 def exported_metric_names() -> set[str]:
     """The series names the operator exports, from its metrics module."""
-    from cronwarden.metrics import TaskMetrics
+    from cronwarden.runtime.metrics import TaskMetrics
 
     names: set[str] = set()
     for family in TaskMetrics().registry.collect():

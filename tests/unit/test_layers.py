@@ -1,0 +1,48 @@
+"""The package layers stay visible: core/ is pure, api/ is the API alone.
+
+core/ decides from its inputs and never talks to the cluster or to Prometheus, so
+it must not import kopf, the kubernetes client or prometheus_client (directly or
+through runtime/); api/ depends on nothing of ours but itself.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[2] / "operator" / "cronwarden"
+FORBIDDEN = {
+    "core": ("kopf", "kubernetes", "prometheus_client", "cronwarden.runtime", "urllib3"),
+    "api": ("kopf", "kubernetes", "prometheus_client", "cronwarden.runtime", "cronwarden.core"),
+}
+
+
+def imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("layer", sorted(FORBIDDEN))
+def test_layer_imports_nothing_forbidden(layer: str) -> None:
+    files = sorted((PACKAGE / layer).rglob("*.py"))
+    assert files, f"no modules found under {PACKAGE / layer}"
+    offending = [
+        f"{path.relative_to(PACKAGE)} imports {name}"
+        for path in files
+        for name in sorted(imports(path))
+        if any(name == bad or name.startswith(bad + ".") for bad in FORBIDDEN[layer])
+    ]
+    assert not offending, "\n".join(offending)
+
+
+def test_forbidden_import_is_detected(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text("import kopf\nfrom kubernetes import client\nfrom . import status\n")
+    assert imports(sample) == {"kopf", "kubernetes"}
