@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import secrets
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from cronwarden import __version__
+from cronwarden import __version__, settings
 
 ENV_PREFIX = "CRONWARDEN_"
 
@@ -74,20 +73,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--liveness-port",
         type=int,
-        default=env_int("LIVENESS_PORT", 8080),
+        default=env_int("LIVENESS_PORT", settings.DEFAULT_LIVENESS_PORT),
         help="port of the liveness endpoint /healthz; 0 disables it "
         f"(env {ENV_PREFIX}LIVENESS_PORT)",
     )
     run.add_argument(
         "--metrics-port",
         type=int,
-        default=env_int("METRICS_PORT", 9090),
+        default=env_int("METRICS_PORT", settings.DEFAULT_METRICS_PORT),
         help="port of the Prometheus endpoint /metrics; 0 disables it "
         f"(env {ENV_PREFIX}METRICS_PORT)",
     )
     run.add_argument(
         "--bind-address",
-        default=env("BIND_ADDRESS", "0.0.0.0"),
+        default=env("BIND_ADDRESS", settings.DEFAULT_BIND_ADDRESS),
         help=f"address the liveness and metrics endpoints listen on (env {ENV_PREFIX}BIND_ADDRESS)",
     )
     run.add_argument(
@@ -106,32 +105,38 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--workers",
         type=int,
-        default=env_int("WORKERS", 4),
+        default=env_int("WORKERS", settings.DEFAULT_WORKERS),
         help=f"tasks reconciled in parallel (env {ENV_PREFIX}WORKERS)",
     )
     run.add_argument(
         "--resync-seconds",
         type=int,
-        default=env_int("RESYNC_SECONDS", 300),
-        help="safety net: how often every task is reconciled even without a watch event or "
-        "a time-driven wake-up (slots, deadlines) "
+        default=env_int("RESYNC_SECONDS", settings.DEFAULT_RESYNC_SECONDS),
+        help="safety net: how often every task is reconciled from the watch cache even without "
+        "a watch event or a time-driven wake-up (slots, deadlines); it sends requests only for "
+        "what is out of sync "
         f"(env {ENV_PREFIX}RESYNC_SECONDS)",
     )
     run.add_argument(
-        "--peering",
-        default=env("PEERING"),
-        metavar="NAME",
-        help="run with kopf peering under this name, so that only one of several replicas "
-        f"is active (needs the peering CRDs); standalone when unset (env {ENV_PREFIX}PEERING)",
+        "--leader-election",
+        action="store_true",
+        default=env("LEADER_ELECTION", "") in ("1", "true"),
+        help="run as one of several replicas: only the one holding a coordination.k8s.io Lease "
+        "reconciles, writes and exports task metrics; the others stand by with warm caches "
+        f"(env {ENV_PREFIX}LEADER_ELECTION=true)",
     )
-
     run.add_argument(
-        "--priority",
-        type=int,
-        default=env_int("PRIORITY", 0) if env("PRIORITY") else None,
-        help="kopf peering priority: of several replicas the one with the highest priority "
-        "reconciles, and replicas with equal priorities all pause; random when --peering is "
-        f"given and this is not (env {ENV_PREFIX}PRIORITY)",
+        "--leader-election-namespace",
+        default=env("LEADER_ELECTION_NAMESPACE") or settings.default_lease_namespace(),
+        metavar="NS",
+        help="namespace of the Lease; default $POD_NAMESPACE, else 'default' "
+        f"(env {ENV_PREFIX}LEADER_ELECTION_NAMESPACE)",
+    )
+    run.add_argument(
+        "--leader-election-id",
+        default=env("LEADER_ELECTION_ID", settings.DEFAULT_LEADER_ELECTION_ID),
+        metavar="NAME",
+        help=f"name of the Lease (env {ENV_PREFIX}LEADER_ELECTION_ID)",
     )
 
     crd = commands.add_parser(
@@ -162,11 +167,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "run":
         if not args.namespaces and not args.all_namespaces:
             parser.error("run: give --namespace NS (repeatable) or --all-namespaces")
+        if args.workers < 1:
+            parser.error("run: --workers must be at least 1")
+        from cronwarden.runtime.leader import identity
         from cronwarden.runtime.runner import run
-        from cronwarden.settings import Settings
 
         return run(
-            Settings(
+            settings.Settings(
                 namespaces=args.namespaces,
                 all_namespaces=args.all_namespaces,
                 kubeconfig=args.kubeconfig,
@@ -177,12 +184,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 verbose=args.verbose,
                 workers=args.workers,
                 resync_seconds=args.resync_seconds,
-                peering=args.peering,
-                priority=(
-                    args.priority
-                    if args.priority is not None
-                    else (secrets.randbelow(2**31 - 1) + 1 if args.peering else 0)
-                ),
+                leader_election=args.leader_election,
+                leader_election_namespace=args.leader_election_namespace,
+                leader_election_id=args.leader_election_id,
+                identity=identity(settings.pod_name()),
             )
         )
     return 2

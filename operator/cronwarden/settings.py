@@ -1,8 +1,32 @@
-"""Operator settings, from command-line options with environment fallbacks."""
+"""Operator settings: the single source of the operator's defaults.
+
+`cronwarden run` (cli.py) builds them from options and environment variables, and
+its --help shows these defaults; the chart and hack/run.sh pass options only where
+they differ.
+"""
 
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import dataclass, field
+
+DEFAULT_WORKERS = 8
+DEFAULT_RESYNC_SECONDS = 300
+DEFAULT_LIVENESS_PORT = 8080
+DEFAULT_METRICS_PORT = 9090
+DEFAULT_BIND_ADDRESS = "0.0.0.0"
+DEFAULT_LEADER_ELECTION_ID = "cronwarden"
+# Objects per page when a watch (re)lists: bounded memory and request size.
+LIST_CHUNK_SIZE = 500
+
+
+def default_lease_namespace() -> str:
+    return os.environ.get("POD_NAMESPACE") or "default"
+
+
+def pod_name() -> str:
+    return os.environ.get("POD_NAME") or socket.gethostname()
 
 
 @dataclass(frozen=True)
@@ -10,12 +34,14 @@ class Settings:
     namespaces: list[str] = field(default_factory=list)
     all_namespaces: bool = False
     kubeconfig: str | None = None
-    liveness_port: int = 8080
-    metrics_port: int = 9090
-    bind_address: str = "0.0.0.0"
+    liveness_port: int = DEFAULT_LIVENESS_PORT
+    metrics_port: int = DEFAULT_METRICS_PORT
+    bind_address: str = DEFAULT_BIND_ADDRESS
     log_format: str = "plain"
     verbose: bool = False
-    workers: int = 4
-    resync_seconds: float = 300.0
-    peering: str | None = None
-    priority: int = 0
+    workers: int = DEFAULT_WORKERS
+    resync_seconds: float = DEFAULT_RESYNC_SECONDS
+    leader_election: bool = False
+    leader_election_namespace: str = field(default_factory=default_lease_namespace)
+    leader_election_id: str = DEFAULT_LEADER_ELECTION_ID
+    identity: str = field(default_factory=pod_name)

@@ -134,15 +134,10 @@ def test_crd_template_is_the_crd_plus_the_keep_policy() -> None:
     assert "CustomResourceDefinition" not in kinds(render("crds.install=false"))
 
 
-def test_peering_crds_are_in_the_chart_crds_directory() -> None:
-    """Helm installs crds/ before it renders templates, so the HA peering objects can
-    be created in the same release; nothing else belongs there."""
-    docs = [d for d in yaml.safe_load_all((CHART / "crds" / "kopf-peering.yaml").read_text())]
-    assert sorted(d["metadata"]["name"] for d in docs) == [
-        "clusterkopfpeerings.zalando.org",
-        "kopfpeerings.zalando.org",
-    ]
-    assert [p.name for p in (CHART / "crds").iterdir()] == ["kopf-peering.yaml"]
+def test_chart_has_no_crds_directory() -> None:
+    """Helm installs a chart's crds/ once and never upgrades or deletes it: the
+    ScheduledTask CRD is a template instead, and leader election needs no CRD."""
+    assert not (CHART / "crds").exists()
 
 
 # Values and schema
@@ -164,6 +159,12 @@ def test_chart_lints_strictly_with_every_switch() -> None:
         ("image.repo=x", "at '/image': additional properties 'repo' not allowed"),
         ("metrics.serviceMonitor.enable=true", "additional properties 'enable' not allowed"),
         ("replicaCount=two", "at '/replicaCount': got string, want integer"),
+        # Renamed with the move from kopf peering to a Lease: an old values file fails.
+        (
+            "highAvailability.peeringName=x",
+            "at '/highAvailability': additional properties 'peeringName' not allowed",
+        ),
+        ("highAvailability.leaseName=Our_Lease", "at '/highAvailability/leaseName'"),
         ("crds.install=yes", "at '/crds/install': got string, want boolean"),
         ("operator.logFormat=xml", "at '/operator/logFormat': value must be one of"),
         ("image.pullPolicy=Sometimes", "at '/image/pullPolicy': value must be one of"),
@@ -356,33 +357,101 @@ def test_rbac_can_be_left_to_the_user() -> None:
 
 # High availability
 
+LEADER_ELECTION_ARGS = [
+    "--leader-election",
+    "--leader-election-namespace=ops",
+    "--leader-election-id=cw-cronwarden",
+]
+# The leader-election Role in the release namespace: create (which RBAC cannot limit
+# by name) and get/update on the release's own Lease only.
+LEASE_RULES = {
+    ("coordination.k8s.io", "leases", ""): ["create"],
+    ("coordination.k8s.io", "leases", "cw-cronwarden"): ["get", "update"],
+}
 
-def test_high_availability_uses_kopf_peering_and_rolling_updates() -> None:
+
+def lease_role(manifest: Manifest) -> dict[str, Any]:
+    [role] = [d for d in manifest if d["kind"] == "Role" and d["metadata"]["namespace"] == "ops"]
+    return role
+
+
+def env_of(manifest: Manifest) -> dict[str, Any]:
+    return {e["name"]: e.get("valueFrom", e.get("value")) for e in container(manifest)["env"]}
+
+
+def test_standalone_runs_without_leader_election_or_lease_rules() -> None:
+    for manifest in (render(), render(*NAMESPACED)):
+        assert not any(a.startswith("--leader-election") for a in container(manifest)["args"])
+        assert "coordination.k8s.io" not in json.dumps(manifest)
+        assert "leader-election" not in json.dumps(manifest)
+
+
+def test_high_availability_elects_a_leader_with_a_lease_and_rolls_updates() -> None:
     manifest = render(*HA, "podDisruptionBudget.enabled=true")
     deployment = one(manifest, "Deployment")
     assert deployment["spec"]["replicas"] == 2
     assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
-    assert "--peering=cw-cronwarden" in container(manifest)["args"]
-    peering = one(manifest, "ClusterKopfPeering")
-    assert peering["metadata"]["name"] == "cw-cronwarden"
-    rules = rules_of(one(manifest, "ClusterRole"))
-    assert rules[("zalando.org", "clusterkopfpeerings", "")] == ["list", "watch"]
-    assert rules[("zalando.org", "clusterkopfpeerings", "cw-cronwarden")] == ["patch"]
+    args = container(manifest)["args"]
+    assert [a for a in args if a.startswith("--leader-election")] == LEADER_ELECTION_ARGS
+    # The holder identity starts with the pod name; the namespace is the default.
+    env = env_of(manifest)
+    assert env["POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert env["POD_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
     assert one(manifest, "PodDisruptionBudget")["spec"]["minAvailable"] == 1
 
 
-def test_high_availability_in_listed_namespaces_has_a_peering_per_namespace() -> None:
-    manifest = render(*NAMESPACED, *HA, "highAvailability.peeringName=ours")
-    peerings = [doc for doc in manifest if doc["kind"] == "KopfPeering"]
-    assert sorted((p["metadata"]["namespace"], p["metadata"]["name"]) for p in peerings) == [
-        ("team-a", "ours"),
-        ("team-b", "ours"),
+@pytest.mark.parametrize("mode", [(), NAMESPACED], ids=["all-namespaces", "namespaces"])
+def test_high_availability_grants_only_its_own_lease_in_the_release_namespace(
+    mode: tuple[str, ...],
+) -> None:
+    manifest = render(*mode, *HA)
+    role = lease_role(manifest)
+    assert role["metadata"]["name"] == "cw-cronwarden-leader-election"
+    assert rules_of(role) == LEASE_RULES
+    [binding] = [
+        d for d in manifest if d["kind"] == "RoleBinding" and d["metadata"]["namespace"] == "ops"
     ]
-    for role in (doc for doc in manifest if doc["kind"] == "Role"):
-        rules = rules_of(role)
-        assert rules[("zalando.org", "kopfpeerings", "")] == ["list", "watch"]
-        assert rules[("zalando.org", "kopfpeerings", "ours")] == ["patch"]
-    assert "--peering=ours" in container(manifest)["args"]
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": "cw-cronwarden-leader-election",
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "cw-cronwarden", "namespace": "ops"}
+    ]
+    # The watch rules are those of the standalone mode: nothing about leases in them,
+    # and so nothing cluster-wide.
+    standalone = [d for d in render(*mode) if d["kind"] in ("ClusterRole", "Role")]
+    watch_roles = [d for d in manifest if d["kind"] in ("ClusterRole", "Role") and d is not role]
+    assert [rules_of(d) for d in watch_roles] == [rules_of(d) for d in standalone]
+
+
+def test_lease_name_is_configurable_and_shared_by_the_args_and_the_role() -> None:
+    manifest = render(*HA, "highAvailability.leaseName=ours")
+    assert "--leader-election-id=ours" in container(manifest)["args"]
+    assert rules_of(lease_role(manifest))[("coordination.k8s.io", "leases", "ours")] == [
+        "get",
+        "update",
+    ]
+
+
+def test_release_namespace_may_also_be_watched_without_a_name_clash() -> None:
+    manifest = render("watch.allNamespaces=false", "watch.namespaces={ops,team-b}", *HA)
+    names = [(d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"]) for d in manifest]
+    assert len(names) == len(set(names)), names
+    assert kinds(manifest).count("Role") == 3
+
+
+def test_nothing_refers_to_kopf_peering_any_more() -> None:
+    for manifest in (render(*HA, *MONITORING), render(*NAMESPACED, *HA)):
+        text = json.dumps(manifest)
+        assert "zalando.org" not in text
+        assert "peering" not in text.lower()
+        assert "POD_ID" not in env_of(manifest)
+    for path in CHART.rglob("*"):
+        if path.is_file():
+            assert "zalando" not in path.read_text(errors="replace"), path
+            assert "peering" not in path.read_text(errors="replace").lower(), path
 
 
 # Monitoring objects

@@ -83,10 +83,8 @@ def kubectl(kubeconfig: Path) -> Kubectl:
     return Kubectl(kubeconfig)
 
 
-@pytest.fixture
-def namespace(api: ApiClient) -> Iterator[str]:
-    """A fresh namespace for one test, deleted (with everything in it) afterwards."""
-    name = f"e2e-{worker_id()}-{uuid.uuid4().hex[:8]}"
+def _namespace(api: ApiClient, name: str) -> Iterator[str]:
+    """Create namespace `name`, yield it, then delete it with everything in it."""
     core = client.CoreV1Api(api)
     core.create_namespace(
         client.V1Namespace(
@@ -103,6 +101,19 @@ def namespace(api: ApiClient) -> Iterator[str]:
     )
     yield name
     core.delete_namespace(name, propagation_policy="Background")
+
+
+@pytest.fixture
+def namespace(api: ApiClient) -> Iterator[str]:
+    """A fresh namespace for one test, watched by this worker's shared operator."""
+    yield from _namespace(api, f"e2e-{worker_id()}-{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture
+def solo_namespace(api: ApiClient) -> Iterator[str]:
+    """A fresh namespace that the shared per-worker operator does not watch, for a test
+    that runs operators of its own (restarts, replicas)."""
+    yield from _namespace(api, f"e2e-solo-{uuid.uuid4().hex[:8]}")
 
 
 @pytest.fixture(scope="session")

@@ -6,12 +6,14 @@
 - The operator, run here with a token of the chart's ServiceAccount, reconciles
   a task end to end (the RBAC is enough), and the permissions the API server
   lists for that ServiceAccount equal tests/e2e/testdata/rbac-*.txt (it is not
-  more than needed), in both namespace modes and with kopf peering.
+  more than needed), in both namespace modes and with high availability.
+- Two operators with the high-availability arguments elect one leader through
+  the chart's Lease, and the other takes over when the leader stops.
 - The pod template is admitted under the `restricted` Pod Security Standard.
 
 Every test works in namespaces of its own named cw-helm-*, which the session's
 operator (watching e2e-gw*-*) does not watch, and in releases named per test,
-so cluster-scoped objects (ClusterRole, ClusterKopfPeering) never clash. The
+so cluster-scoped objects (ClusterRole, ClusterRoleBinding) never clash. The
 shared ScheduledTask CRD is never installed by these releases (crds.install=false;
 the CRD template is proven with a server-side dry run instead).
 """
@@ -20,11 +22,10 @@ from __future__ import annotations
 
 import base64
 import copy
-import fcntl
 import gzip
 import json
 import subprocess
-import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -35,11 +36,11 @@ import pytest
 import yaml
 from kubernetes import client
 from kubernetes.client import ApiClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.support import (
     BIN,
     ROOT,
-    STATE_DIR,
     Cluster,
     Kubectl,
     Operator,
@@ -53,7 +54,6 @@ from tests.e2e.support import (
 
 CHART = ROOT / "helm" / "cronwarden"
 TESTDATA = Path(__file__).parent / "testdata"
-PEERING_CRDS = CHART / "crds" / "kopf-peering.yaml"
 FIELD_MANAGER = "cronwarden-chart-test"
 # Helm keeps a release revision in a Secret; the API server refuses objects over 1 MiB.
 SECRET_LIMIT = 1024 * 1024
@@ -176,24 +176,6 @@ def install(helm: Helm, make_namespace: Callable[..., str]) -> Iterator[Callable
         helm("uninstall", release.name, "-n", release.namespace, "--wait", check=False)
 
 
-@pytest.fixture(scope="session")
-def peering_crds(kubectl: Kubectl) -> None:
-    """kopf's peering CRDs from the chart's crds/, applied once and left in place
-    like the ScheduledTask CRD (Helm never deletes crds/ either)."""
-    with open(STATE_DIR / "peering-crds.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        kubectl(
-            "apply",
-            "--server-side",
-            "--force-conflicts",
-            f"--field-manager={FIELD_MANAGER}",
-            "-f",
-            str(PEERING_CRDS),
-        )
-        for name in ("clusterkopfpeerings.zalando.org", "kopfpeerings.zalando.org"):
-            kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=30s")
-
-
 def render(helm: Helm, namespace: str, values: dict[str, Any]) -> Manifest:
     out = helm("template", "cw", str(CHART), "--namespace", namespace, *set_args(values)).stdout
     return [doc for doc in yaml.safe_load_all(out) if doc]
@@ -257,10 +239,21 @@ def rules_review(as_user: Kubectl, namespace: str) -> set[str]:
     return lines
 
 
-def expected_permissions(name: str, peering: str) -> set[str]:
+def expected_permissions(name: str, lease: str) -> tuple[set[str], set[str]]:
+    """The lines of testdata/rbac-NAME.txt: those granted in each watched namespace
+    (every namespace in all-namespaces mode), and those after "[release namespace]",
+    granted in the release namespace only."""
     text = (TESTDATA / f"rbac-{name}.txt").read_text()
-    lines = (line.split("#", 1)[0].strip() for line in text.splitlines())
-    return {line.replace("{peering}", peering) for line in lines if line}
+    watched: set[str] = set()
+    release: set[str] = set()
+    section = watched
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if line == "[release namespace]":
+            section = release
+        elif line:
+            section.add(line.replace("{lease}", lease))
+    return watched, release
 
 
 @dataclass
@@ -353,7 +346,6 @@ def test_rendered_manifests_pass_a_server_side_dry_run(
     helm: Helm,
     kubectl: Kubectl,
     make_namespace: Callable[..., str],
-    peering_crds: None,
     values_name: str,
 ) -> None:
     release_ns = make_namespace()
@@ -469,7 +461,6 @@ def test_service_account_permissions_are_exactly_the_checked_in_list(
     kubectl: Kubectl,
     make_namespace: Callable[..., str],
     install: Callable[..., Release],
-    peering_crds: None,
     tmp_path: Path,
     mode: str,
     ha: bool,
@@ -486,17 +477,20 @@ def test_service_account_permissions_are_exactly_the_checked_in_list(
         values |= {"highAvailability.enabled": True, "replicaCount": 2}
     release = install(release_ns, values)
     perms = permissions_of(kubectl, release, tmp_path)
-    expected = expected_permissions(mode + ("-ha" if ha else ""), peering=release.fullname)
+    expected, lease = expected_permissions(mode + ("-ha" if ha else ""), release.fullname)
+    # The Lease rules are granted with high availability only, and never cluster-wide.
+    assert bool(lease) == ha
 
     for ns in watched:
         assert perms.extra(ns) == expected, ns
     if mode == "all-namespaces":
         assert perms.extra(other) == expected
-        assert perms.extra(release_ns) == expected
+        assert perms.extra(release_ns) == expected | lease
     else:
-        # Nothing outside the watched namespaces, not even where the operator runs.
+        # Nothing outside the watched namespaces, not even where the operator runs,
+        # except its own Lease with high availability.
         assert perms.extra(other) == set()
-        assert perms.extra(release_ns) == set()
+        assert perms.extra(release_ns) == lease
 
 
 @pytest.mark.parametrize("mode", ["all-namespaces", "namespaces"])
@@ -570,40 +564,6 @@ def test_operator_as_the_chart_service_account_reconciles_end_to_end(
     assert not op.forbidden(allowed), op.forbidden(allowed)
 
 
-def test_operator_with_kopf_peering_reconciles(
-    kubectl: Kubectl,
-    make_namespace: Callable[..., str],
-    install: Callable[..., Release],
-    run_operator: Callable[..., Operator],
-    peering_crds: None,
-    tmp_path: Path,
-) -> None:
-    release_ns, watched = make_namespace(), make_namespace()
-    release = install(
-        release_ns,
-        {
-            "watch.allNamespaces": False,
-            "watch.namespaces": [watched],
-            "highAvailability.enabled": True,
-            "replicaCount": 2,
-        },
-    )
-    kubectl("-n", watched, "get", "kopfpeering", release.fullname)
-    as_sa = token_kubeconfig(kubectl, release_ns, release.fullname, tmp_path / "sa")
-    args = release.operator_args()
-    assert f"--peering={release.fullname}" in args
-    op = run_operator(args, as_sa.kubeconfig, release.name, env={"POD_ID": "replica-1"})
-
-    cluster = Cluster(kubectl, watched)
-    cluster.apply(nightly_task("guarded"))
-    cluster.wait_ready("guarded", timeout=START_TIMEOUT)
-    peering = json.loads(
-        kubectl("-n", watched, "get", "kopfpeering", release.fullname, "-o", "json").stdout
-    )
-    assert "replica-1" in peering.get("status", {}), peering
-    assert not op.forbidden(("/api/v1/namespaces", "customresourcedefinitions"))
-
-
 def test_pod_template_is_admitted_under_the_restricted_pod_security_standard(
     kubectl: Kubectl,
     make_namespace: Callable[..., str],
@@ -641,27 +601,32 @@ def test_pod_template_is_admitted_under_the_restricted_pod_security_standard(
     assert 'violates PodSecurity "restricted:latest"' in refused.stderr
 
 
-def cli_has_option(option: str) -> bool:
-    help_text = subprocess.run(
-        [sys.executable, "-m", "cronwarden", "run", "--help"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return option in help_text
+# Leader election
 
 
-def test_two_replicas_with_peering_one_reconciles_and_the_other_takes_over(
+def lease_holder(kubectl: Kubectl, namespace: str, name: str) -> str:
+    """The Lease's spec.holderIdentity ("" while it is missing or released)."""
+    lease = Cluster(kubectl, namespace).get("lease", name) or {}
+    return str((lease.get("spec") or {}).get("holderIdentity") or "")
+
+
+def exports_tasks_of(op: Operator, namespace: str) -> bool:
+    """Whether the operator exports task series for tasks in `namespace`."""
+    return any(
+        s.labels.get("namespace") == namespace
+        for family in text_string_to_metric_families(op.metrics())
+        if family.name.startswith("cronwarden_task_")
+        for s in family.samples
+    )
+
+
+def test_two_replicas_elect_a_leader_with_the_lease_and_the_other_takes_over(
     kubectl: Kubectl,
     make_namespace: Callable[..., str],
     install: Callable[..., Release],
     run_operator: Callable[..., Operator],
-    peering_crds: None,
     tmp_path: Path,
 ) -> None:
-    # kopf pauses every replica when their priorities are equal, so each replica
-    # needs its own; the chart relies on the operator picking one at random.
-    assert cli_has_option("--priority")
     release_ns, watched = make_namespace(), make_namespace()
     release = install(
         release_ns,
@@ -672,29 +637,75 @@ def test_two_replicas_with_peering_one_reconciles_and_the_other_takes_over(
             "replicaCount": 2,
         },
     )
+    lease = release.fullname
     as_sa = token_kubeconfig(kubectl, release_ns, release.fullname, tmp_path / "sa")
     args = release.operator_args()
-    standby = run_operator(
-        [*args, "--priority=1"], as_sa.kubeconfig, f"{release.name}-1", env={"POD_ID": "r1"}
+    assert [a for a in args if a.startswith("--leader-election")] == [
+        "--leader-election",
+        f"--leader-election-namespace={release_ns}",
+        f"--leader-election-id={lease}",
+    ]
+    # Two replicas as the Deployment runs them: the same arguments, each its POD_NAME.
+    replicas = {
+        pod: run_operator(args, as_sa.kubeconfig, f"{release.name}-{pod}", env={"POD_NAME": pod})
+        for pod in ("r1", "r2")
+    }
+
+    def holding() -> str | None:
+        """The replica whose identity is in the Lease (it starts with its pod name)."""
+        holder = lease_holder(kubectl, release_ns, lease)
+        return next((pod for pod in replicas if holder.startswith(pod)), None)
+
+    # One of them creates the Lease and holds it.
+    first = wait_for(
+        holding, timeout=START_TIMEOUT, what=f"a replica to hold the Lease {release_ns}/{lease}"
     )
-    active = run_operator(
-        [*args, "--priority=2"], as_sa.kubeconfig, f"{release.name}-2", env={"POD_ID": "r2"}
-    )
+    second = next(pod for pod in replicas if pod != first)
+    leader, standby = replicas[first], replicas[second]
     wait_for(
-        lambda: "Pausing operations in favour of" in standby.log(),
-        timeout=START_TIMEOUT,
-        what="the lower-priority replica to pause",
+        lambda: "became the leader" in leader.log(), timeout=30, what=f"{first} to log leading"
     )
+
+    # Only the leader reconciles and exports task metrics; the standby watches.
     cluster = Cluster(kubectl, watched)
     cluster.apply(nightly_task("first"))
-    cluster.wait_ready("first", timeout=60)
-    assert f"applied CronJob {watched}/first" in active.log()
+    cluster.wait_ready("first", timeout=START_TIMEOUT)
+    wait_for(
+        lambda: exports_tasks_of(leader, watched), timeout=30, what="the leader's task metrics"
+    )
+    assert f"applied CronJob {watched}/first" in leader.log()
     assert f"applied CronJob {watched}/first" not in standby.log()
+    assert "became the leader" not in standby.log()
+    assert not exports_tasks_of(standby, watched)
+    assert holding() == first
 
-    # The active replica stops cleanly (it removes itself from the peering object);
-    # the standby resumes and reconciles what comes next.
-    active.stop()
+    # The leader stops as Kubernetes stops a pod (SIGTERM) and releases the Lease on
+    # the way out, so the standby takes over on its next try (every 2 s) rather than
+    # after the 15 s Lease has expired.
+    leader.stop()
+    stopped = time.monotonic()
+    wait_for(lambda: holding() == second, timeout=30, what=f"{second} to take the Lease over")
+    took = time.monotonic() - stopped
+    assert took < 10, f"took {took:.1f}s: the Lease was not released on SIGTERM"
+    wait_for(
+        lambda: "became the leader" in standby.log(), timeout=10, what=f"{second} to log leading"
+    )
+
+    # The new leader reconciles what comes next: a new task and an edited one.
     cluster.apply(nightly_task("second"))
-    cluster.wait_ready("second", timeout=90)
-    assert "Resuming operations" in standby.log()
+    edited = nightly_task("first")
+    edited["spec"]["schedule"] = "15 3 * * *"
+    cluster.apply(edited)
+    cluster.wait_ready("second", timeout=60)
+    cluster.wait_ready("first", generation=2, timeout=60)
     assert f"applied CronJob {watched}/second" in standby.log()
+    cronjob = cluster.get("cronjob", "first")
+    assert cronjob is not None
+    assert cronjob["spec"]["schedule"] == "15 3 * * *"
+    wait_for(
+        lambda: exports_tasks_of(standby, watched), timeout=30, what="the new leader's task metrics"
+    )
+
+    # No request was refused (no 403 logged): the chart's Lease Role is enough.
+    for pod, op in replicas.items():
+        assert not op.forbidden(()), (pod, op.forbidden(()))

@@ -58,8 +58,9 @@ app.kubernetes.io/part-of: cronwarden
 {{- end }}
 {{- end }}
 
-{{- define "cronwarden.peeringName" -}}
-{{- default (include "cronwarden.fullname" .) .Values.highAvailability.peeringName }}
+{{/* The Lease the replicas elect their leader with, in the release namespace. */}}
+{{- define "cronwarden.leaseName" -}}
+{{- default (include "cronwarden.fullname" .) .Values.highAvailability.leaseName }}
 {{- end }}
 
 {{/*

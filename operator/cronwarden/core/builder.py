@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from cronwarden.api import models
@@ -93,23 +95,76 @@ def build_cronjob(task: ScheduledTask) -> dict[str, Any]:
     }
 
 
-def is_subset(desired: Any, actual: Any) -> bool:
-    """Whether every value in `desired` is present and equal in `actual`.
+# A Kubernetes resource.Quantity in its serialised form: 1.5Gi, 1536Mi, 500m, 1e3.
+_QUANTITY = re.compile(
+    r"^([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))([KMGTPE]i|[numkMGTPE]|[eE][+-]?[0-9]+)?$"
+)
+_SUFFIX = {
+    "": Decimal(1),
+    "n": Decimal("1e-9"),
+    "u": Decimal("1e-6"),
+    "m": Decimal("1e-3"),
+    "k": Decimal("1e3"),
+    "M": Decimal("1e6"),
+    "G": Decimal("1e9"),
+    "T": Decimal("1e12"),
+    "P": Decimal("1e15"),
+    "E": Decimal("1e18"),
+    **{s: Decimal(1024) ** (i + 1) for i, s in enumerate(("Ki", "Mi", "Gi", "Ti", "Pi", "Ei"))},
+}
 
-    The API server adds defaults to what we apply, so the live object is a
-    superset of the desired one when nobody changed it.
+
+def quantity(value: Any) -> Decimal | None:
+    """The value of a number or of a Kubernetes quantity string, else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return Decimal(str(value))
+    if not isinstance(value, str):
+        return None
+    match = _QUANTITY.match(value)
+    if match is None:
+        return None
+    number, suffix = match.group(1), match.group(2) or ""
+    try:
+        if suffix[:1] in ("e", "E") and suffix not in _SUFFIX:
+            return Decimal(number + suffix)
+        return Decimal(number) * _SUFFIX[suffix]
+    except InvalidOperation:
+        return None
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value == [] or value == {}
+
+
+def is_subset(desired: Any, actual: Any) -> bool:
+    """Whether every value in `desired` is present and equal in `actual`, comparing as
+    the API server stores objects.
+
+    The API server adds defaults to what we apply (so the live object is a superset
+    of the desired one when nobody changed it), drops empty lists, maps and nulls, and
+    writes quantities in canonical form (1.5Gi as 1536Mi, a cpu of 1 as "1").
     """
     if isinstance(desired, dict):
-        return isinstance(actual, dict) and all(
-            key in actual and is_subset(value, actual[key]) for key, value in desired.items()
+        if not isinstance(actual, dict):
+            return not desired and actual is None
+        return all(
+            is_subset(value, actual[key]) if key in actual else _empty(value)
+            for key, value in desired.items()
         )
     if isinstance(desired, list):
-        return (
-            isinstance(actual, list)
-            and len(desired) == len(actual)
-            and all(is_subset(d, a) for d, a in zip(desired, actual, strict=True))
+        if not isinstance(actual, list):
+            return not desired and actual is None
+        return len(desired) == len(actual) and all(
+            is_subset(d, a) for d, a in zip(desired, actual, strict=True)
         )
-    return bool(desired == actual)
+    if desired == actual and type(desired) is type(actual):
+        return True
+    if desired is None:
+        return actual is None
+    a, b = quantity(desired), quantity(actual)
+    return a is not None and a == b and (isinstance(desired, str) or isinstance(actual, str))
 
 
 def in_sync(desired: dict[str, Any], live: dict[str, Any] | None) -> bool:
@@ -118,13 +173,23 @@ def in_sync(desired: dict[str, Any], live: dict[str, Any] | None) -> bool:
         return False
     live_hash = (live.get("metadata", {}).get("annotations") or {}).get(SPEC_HASH_ANNOTATION)
     wanted_hash = desired["metadata"]["annotations"][SPEC_HASH_ANNOTATION]
-    return live_hash == wanted_hash and is_subset(
-        {
-            "metadata": {
-                "labels": desired["metadata"]["labels"],
-                "ownerReferences": desired["metadata"]["ownerReferences"],
-            },
-            "spec": desired["spec"],
-        },
-        live,
+    return (
+        live_hash == wanted_hash and metadata_in_sync(desired, live) and spec_in_sync(desired, live)
     )
+
+
+def metadata_in_sync(desired: dict[str, Any], live: dict[str, Any]) -> bool:
+    """Labels and ownerReferences, which a hand edit may change without a new generation."""
+    meta = desired["metadata"]
+    return is_subset(
+        {"labels": meta["labels"], "ownerReferences": meta["ownerReferences"]},
+        live.get("metadata") or {},
+    )
+
+
+def spec_in_sync(desired: dict[str, Any], live: dict[str, Any]) -> bool:
+    return is_subset(desired["spec"], live.get("spec") or {})
+
+
+def desired_hash(desired: dict[str, Any]) -> str:
+    return str(desired["metadata"]["annotations"][SPEC_HASH_ANNOTATION])

@@ -67,6 +67,15 @@ def compute_status(
             reason=run.reason,
         )
 
+    # The CronJob's own lastSuccessfulTime is a lower bound: runs that finished while
+    # the operator was down, and whose Jobs are gone, are not counted, but the last
+    # success is never older than the CronJob says (docs/detection.md).
+    cron_success = parse_time(((cronjob or {}).get("status") or {}).get("lastSuccessfulTime"))
+    if cron_success is not None and (last_success is None or cron_success > last_success):
+        last_success = cron_success
+        if last_failure is None or cron_success > last_failure:
+            consecutive = 0
+
     # 2. Parse the schedule the way the CronJob controller does.
     sched: schedule.CronSchedule | None = None
     if problem is None:

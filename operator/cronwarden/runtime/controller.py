@@ -1,14 +1,18 @@
-"""Reconcile one ScheduledTask: keep its CronJob in sync and its status true.
+"""Reconcile one ScheduledTask from the cache: keep its CronJob in sync and its
+status true.
 
 Written as numbered steps; every decision is made by the pure modules
-(builder, status), every API call goes through kube.Kube.
+(core.builder, core.status), every API call goes through runtime.kube.Kube, and
+every read comes from the cache view passed in, so a reconcile that changes
+nothing sends no request at all. Runs in a worker thread.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pydantic
@@ -17,16 +21,23 @@ from cronwarden.api.models import ScheduledTask, ScheduledTaskStatus
 from cronwarden.core import builder
 from cronwarden.core.conditions import Event, Problem
 from cronwarden.core.status import compute_status
+from cronwarden.runtime.cache import Body, Key, View, controller_uid
 from cronwarden.runtime.kube import ApiError, Kube
 from cronwarden.runtime.metrics import TaskMetrics
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+# How often a task whose CronJob name is taken by someone else checks whether it is free.
+NOT_OWNED_RECHECK = timedelta(seconds=30)
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class NotActive(Exception):
+    """This replica stopped being the active one: it must not write."""
 
 
 def invalid_spec_message(err: pydantic.ValidationError) -> str:
@@ -44,58 +55,102 @@ def problem_from_apply(err: ApiError) -> Problem:
     return Problem("InvalidSpec", f"the CronJob was rejected: {err.message}")
 
 
+def not_owned(task: ScheduledTask, cronjob: Body) -> Problem:
+    """CronJobNotOwned, naming who owns or manages the CronJob that holds the name."""
+    meta = cronjob.get("metadata") or {}
+    name = meta.get("name")
+    owner = next((r for r in meta.get("ownerReferences") or [] if r.get("controller")), None)
+    if owner is not None:
+        who = f"is controlled by {owner.get('kind')} {owner.get('name')} (uid {owner.get('uid')})"
+    else:
+        managers = sorted({m.get("manager", "?") for m in meta.get("managedFields") or []})
+        who = "is not controlled by this task" + (
+            f" (managed by {', '.join(managers)})" if managers else ""
+        )
+    return Problem(
+        "CronJobNotOwned",
+        f"CronJob {name} already exists and {who}; cronwarden leaves it untouched. Delete "
+        "or rename that CronJob, or rename this task.",
+    )
+
+
 def status_body(status: ScheduledTaskStatus) -> dict[str, Any]:
     """Status in wire form; unset fields are sent as null so a merge patch removes them."""
     body: dict[str, Any] = status.model_dump(by_alias=True, mode="json")
     return body
 
 
+@dataclass
+class Result:
+    """What a reconcile wrote (for the cache) and when to look again."""
+
+    wake_at: datetime | None = None
+    task: Body | None = None
+    cronjob: Body | None = None
+    recorded: set[str] = field(default_factory=set)  # Jobs whose runs are now in status
+    cronjob_uid: str | None = None
+
+
 class Controller:
-    def __init__(self, kube: Kube, metrics: TaskMetrics, clock: Clock = utcnow) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        metrics: TaskMetrics,
+        clock: Clock = utcnow,
+        active: Callable[[], bool] = lambda: True,
+    ) -> None:
         self.kube = kube
         self.metrics = metrics
         self.clock = clock
+        self.active = active
+        # (hash of the desired spec, CronJob generation) after our last apply, per task:
+        # a CronJob at that generation is in sync whatever the API server normalised.
+        self.applied: dict[Key, tuple[str, int]] = {}
 
-    def reconcile(self, namespace: str, name: str) -> datetime | None:
-        """Reconcile one task; returns when to reconcile it again (time-driven changes
-        such as a slot becoming due), or None. Raises ApiError when an API call failed;
-        the caller retries."""
-        # 1. Read the task. A deleted task's CronJob and Jobs are garbage-collected.
-        obj = self.kube.get_task(namespace, name)
+    def fence(self) -> None:
+        if not self.active():
+            raise NotActive
+
+    def reconcile(self, view: View) -> Result:
+        """Reconcile one task from `view`. Raises ApiError when a write failed (the
+        caller retries with backoff) and NotActive when the replica stepped down."""
+        namespace, name = view.key
+        # 1. The task, from the cache. A deleted task's CronJob and Jobs are
+        #    garbage-collected.
+        obj = view.task
         if obj is None or obj["metadata"].get("deletionTimestamp"):
-            self.metrics.forget(namespace, name)
-            return None
+            self.forget(view.key)
+            return Result()
 
         # 2. Parse it. Admission rejects almost every invalid spec; what remains is
         #    reported on the object rather than raised.
         try:
             task = ScheduledTask.model_validate(obj)
         except pydantic.ValidationError as err:
-            self.report_unparsable(obj, invalid_spec_message(err))
-            return None
+            return Result(task=self.report_unparsable(obj, invalid_spec_message(err)))
 
-        # 3. Bring the CronJob in sync: no write when it already is.
+        # 3. Bring the CronJob in sync: never adopt one this task does not control,
+        #    and send no write when it is in sync.
+        result = Result()
         desired = builder.build_cronjob(task)
-        live = self.kube.get_cronjob(namespace, desired["metadata"]["name"])
+        live = view.cronjob
         problem: Problem | None = None
         events: list[Event] = []
-        applied = False
-        if not builder.in_sync(desired, live):
-            drifted = self.drifted(task, desired, live)
-            try:
-                live = self.kube.apply_cronjob(desired)
-            except ApiError as err:
-                if err.retryable:
-                    raise
-                problem = problem_from_apply(err)
-            else:
-                applied = True
-                if drifted:
-                    events.append(Event("Normal", "DriftCorrected", drifted))
-                log.info("applied CronJob %s/%s", namespace, desired["metadata"]["name"])
+        if live is None:
+            # Only CronJobs labelled as ours are watched: before creating one, look
+            # whether the name is taken (or the cache has not seen our own yet).
+            live = self.kube.get_cronjob(namespace, desired["metadata"]["name"])
+        if live is not None and controller_uid(live) != task.metadata.get("uid"):
+            problem = not_owned(task, live)
+            live = None
+            result.wake_at = self.clock() + NOT_OWNED_RECHECK
+        elif not self.is_in_sync(view.key, desired, live):
+            live, problem = self.apply(task, desired, live, events)
+            result.cronjob = live
 
-        # 4. Observe the runs.
-        jobs = self.kube.list_jobs(namespace, builder.selector_for(task.name))
+        # 4. The runs: Jobs controlled by this task's CronJob (live, or deleted since).
+        uid = live["metadata"].get("uid") if live is not None else None
+        jobs = view.jobs if uid is not None and uid == _uid(view.cronjob) else []
 
         # 5. Compute the status; write it only when it changed.
         outcome = compute_status(task, live, jobs, self.clock(), problem)
@@ -103,44 +158,89 @@ class Controller:
         events.extend(outcome.events)
         status_changed = status != task.status
         if status_changed:
-            self.kube.patch_task_status(
+            self.fence()
+            result.task = self.kube.patch_task_status(
                 namespace, name, status_body(status), obj["metadata"]["resourceVersion"]
             )
+        if uid is not None:
+            result.cronjob_uid = uid
+            result.recorded = {r.job for r in outcome.recorded}
         log.debug(
             "reconciled %s/%s: cronjob %s, status %s",
             namespace,
             name,
-            "applied" if applied else "in sync",
+            "applied" if result.cronjob is not None else "in sync",
             "written" if status_changed else "unchanged",
         )
 
         # 6. Tell people, once the status that records it is written.
         for event in events:
+            self.fence()
             self.kube.post_event(obj, event.type, event.reason, event.message)
 
         # 7. Export what status says as metrics.
         self.metrics.update(task, outcome)
-        return outcome.wake_at
+        wakes = [t for t in (result.wake_at, outcome.wake_at) if t is not None]
+        result.wake_at = min(wakes, default=None)
+        return result
 
-    def drifted(
-        self, task: ScheduledTask, desired: dict[str, Any], live: dict[str, Any] | None
-    ) -> str | None:
-        """Why the CronJob differs although the task did not change, or None if the
-        difference comes from the task (created or edited)."""
+    def is_in_sync(self, key: Key, desired: Body, live: Body | None) -> bool:
         if live is None:
-            if task.status.cron_job_name:
-                return f"CronJob {desired['metadata']['name']} was deleted; recreated it"
-            return None
+            return False
+        if self.applied.get(key) == (builder.desired_hash(desired), generation(live)):
+            # Our own apply produced this spec: in sync, in the stored form.
+            return builder.metadata_in_sync(desired, live)
+        return builder.in_sync(desired, live)
+
+    def apply(
+        self, task: ScheduledTask, desired: Body, live: Body | None, events: list[Event]
+    ) -> tuple[Body | None, Problem | None]:
+        """Create the CronJob (live None) or update ours; returns the stored object."""
+        self.fence()
+        # On update the uid is a precondition: the apply cannot touch a CronJob that
+        # replaced ours since the cache saw it (the API server refuses a uid change).
+        uid = live["metadata"]["uid"] if live is not None else None
+        try:
+            stored = self.kube.apply_cronjob(desired, uid)
+        except ApiError as err:
+            if err.retryable or (live is not None and "uid" in err.message):
+                raise
+            return live, problem_from_apply(err)
+        key = (task.namespace, task.name)
+        self.applied[key] = (builder.desired_hash(desired), generation(stored))
+        drift = self.drift(task, desired, live, stored)
+        if drift:
+            events.append(Event("Normal", "DriftCorrected", drift))
+        log.info("applied CronJob %s/%s", task.namespace, desired["metadata"]["name"])
+        return stored, None
+
+    def drift(
+        self, task: ScheduledTask, desired: Body, live: Body | None, stored: Body
+    ) -> str | None:
+        """Why the CronJob had to change although the task did not, or None when the
+        difference came from the task (created or edited) or the apply changed nothing."""
+        name = desired["metadata"]["name"]
+        if live is None:
+            return (
+                f"CronJob {name} was deleted; recreated it" if task.status.cron_job_name else None
+            )
         live_hash = (live["metadata"].get("annotations") or {}).get(builder.SPEC_HASH_ANNOTATION)
-        if live_hash == desired["metadata"]["annotations"][builder.SPEC_HASH_ANNOTATION]:
-            return f"CronJob {desired['metadata']['name']} was changed by hand; restored it"
+        if live_hash != builder.desired_hash(desired):
+            return None  # the task changed
+        changed_spec = generation(stored) != generation(live)
+        if changed_spec or not builder.metadata_in_sync(desired, live):
+            return f"CronJob {name} was changed by hand; restored it"
         return None
 
-    def report_unparsable(self, obj: dict[str, Any], message: str) -> None:
+    def forget(self, key: Key) -> None:
+        self.metrics.forget(*key)
+        self.applied.pop(key, None)
+
+    def report_unparsable(self, obj: Body, message: str) -> Body | None:
         previous = (obj.get("status") or {}).get("conditions") or []
         ready = next((c for c in previous if c.get("type") == "Ready"), None)
         if ready and ready.get("reason") == "InvalidSpec" and ready.get("message") == message:
-            return
+            return None
         now = self.clock().strftime("%Y-%m-%dT%H:%M:%SZ")
         condition = {
             "type": "Ready",
@@ -151,7 +251,8 @@ class Controller:
             "observedGeneration": obj["metadata"].get("generation"),
         }
         others = [c for c in previous if c.get("type") != "Ready"]
-        self.kube.patch_task_status(
+        self.fence()
+        written = self.kube.patch_task_status(
             obj["metadata"]["namespace"],
             obj["metadata"]["name"],
             {
@@ -161,3 +262,12 @@ class Controller:
             obj["metadata"]["resourceVersion"],
         )
         self.kube.post_event(obj, "Warning", "InvalidSpec", message)
+        return written
+
+
+def generation(obj: Body) -> int:
+    return int((obj.get("metadata") or {}).get("generation") or 0)
+
+
+def _uid(obj: Body | None) -> str | None:
+    return (obj.get("metadata") or {}).get("uid") if obj is not None else None

@@ -1,20 +1,16 @@
-"""kopf registrations. Handlers only enqueue the affected task; workers reconcile.
+"""kopf registrations: log in, start and stop the engine, and hand every watch
+event to it. Nothing here decides anything.
 
-Watch events on ScheduledTasks, and on the CronJobs and Jobs labelled
-app.kubernetes.io/managed-by=cronwarden, each put the owning task's key on a
-de-duplicating queue; a periodic resync puts every known task on it too (next
-run times move, drift may go unannounced). No per-object timers or
-change-detection handlers are used, so kopf adds no finalizers and writes
-nothing to the task besides the status the controller computes.
+ScheduledTasks are watched in the operator's namespaces; CronJobs and Jobs only
+where labelled app.kubernetes.io/managed-by=cronwarden, selected on the server.
+No per-object timers or change-detection handlers are used, so kopf adds no
+finalizers and writes nothing to the task besides the status the controller
+computes.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
-from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 import kopf
@@ -22,20 +18,18 @@ from prometheus_client import start_http_server
 
 from cronwarden.api import models
 from cronwarden.core.builder import MANAGED_BY, MANAGED_BY_LABEL, TASK_LABEL
-from cronwarden.runtime.controller import Controller
-from cronwarden.runtime.kube import ApiError, Kube, load_api_client
+from cronwarden.runtime.engine import Engine
+from cronwarden.runtime.kube import Kube, in_cluster, load_api_client
 from cronwarden.runtime.metrics import TaskMetrics
-from cronwarden.runtime.queue import TaskKey, WorkQueue
-from cronwarden.settings import Settings
+from cronwarden.settings import LIST_CHUNK_SIZE, Settings
 
 log = logging.getLogger(__name__)
-MANAGED = {MANAGED_BY_LABEL: MANAGED_BY}
 
 
 @kopf.on.login()
-def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-    """The service account in a pod, else $KUBECONFIG (set from --kubeconfig)."""
-    if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
+def login(memo: kopf.Memo, **kwargs: Any) -> kopf.ConnectionInfo | None:
+    """The same decision as the operator's own client (kube.in_cluster)."""
+    if in_cluster(memo.settings.kubeconfig):
         return kopf.login_with_service_account(**kwargs)
     return kopf.login_with_kubeconfig(**kwargs)
 
@@ -50,79 +44,35 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         # an install cannot watch CRDs either: start from discovery alone.
         settings.scanning.disabled = True
     settings.watching.server_timeout = 300
+    settings.watching.chunk_size = LIST_CHUNK_SIZE
     settings.networking.request_timeout = 60
-    memo.queue = WorkQueue()
-    memo.known = set()
-    memo.metrics = TaskMetrics()
+    managed = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
+    settings.watching.label_selectors["batch", "cronjobs"] = managed
+    settings.watching.label_selectors["batch", "jobs"] = managed
+    metrics = TaskMetrics()
     if config.metrics_port:
-        start_http_server(config.metrics_port, config.bind_address, registry=memo.metrics.registry)
+        start_http_server(config.metrics_port, config.bind_address, registry=metrics.registry)
         log.info("serving metrics on %s:%s/metrics", config.bind_address, config.metrics_port)
-    memo.controller = Controller(Kube(load_api_client(config.kubeconfig)), memo.metrics)
-    memo.workers = [
-        asyncio.create_task(worker(memo), name=f"cronwarden-worker-{i}")
-        for i in range(config.workers)
-    ]
-    memo.workers.append(asyncio.create_task(resync(memo, config.resync_seconds)))
+    kube = Kube(load_api_client(config.kubeconfig, connections=config.workers + 2))
+    memo.engine = Engine(config, kube, metrics)
+    await memo.engine.start()
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
-    for task in memo.workers:
-        task.cancel()
-    await asyncio.gather(*memo.workers, return_exceptions=True)
+    await memo.engine.stop()
 
 
 @kopf.on.event(models.GROUP, models.VERSION, models.PLURAL)
-async def task_event(type: str, name: str, namespace: str | None, memo: Any, **_: Any) -> None:
-    key = (namespace or "", name)
-    if type == "DELETED":
-        memo.known.discard(key)
-        memo.queue.forget(key)
-        memo.metrics.forget(*key)
-        return
-    memo.known.add(key)
-    memo.queue.add(key)
+async def task_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
+    memo.engine.task_event(event.get("type"), event["object"])
 
 
-@kopf.on.event("batch", "v1", "cronjobs", labels=MANAGED)
-@kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
-async def child_event(
-    labels: Mapping[str, str], namespace: str | None, memo: Any, **_: Any
-) -> None:
-    task = labels.get(TASK_LABEL)
-    if task and namespace:
-        memo.queue.add((namespace, task))
+@kopf.on.event("batch", "v1", "cronjobs")
+async def cronjob_event(event: kopf.RawEvent, labels: Any, memo: Any, **_: Any) -> None:
+    memo.engine.cronjob_event(event.get("type"), event["object"], labels.get(TASK_LABEL))
 
 
-async def worker(memo: kopf.Memo) -> None:
-    queue: WorkQueue = memo.queue
-    controller: Controller = memo.controller
-    failures: dict[TaskKey, int] = {}
-    while True:
-        key = await queue.get()
-        namespace, name = key
-        try:
-            wake_at = await asyncio.to_thread(controller.reconcile, namespace, name)
-            failures.pop(key, None)
-            if wake_at is not None:
-                delay = (wake_at - datetime.now(UTC)).total_seconds()
-                queue.add_after(key, max(delay, 0.0))
-        except ApiError as err:
-            count = failures[key] = failures.get(key, 0) + 1
-            delay = min(2**count, 60) if err.retryable else 60
-            log.warning(
-                "reconcile of %s/%s failed (%s); retrying in %ss", namespace, name, err, delay
-            )
-            queue.add_after(key, delay)
-        except Exception:
-            log.exception("reconcile of %s/%s crashed; retrying in 60s", namespace, name)
-            queue.add_after(key, 60)
-        finally:
-            queue.done(key)
-
-
-async def resync(memo: kopf.Memo, interval: float) -> None:
-    while True:
-        await asyncio.sleep(interval)
-        for key in list(memo.known):
-            memo.queue.add(key)
+@kopf.on.event("batch", "v1", "jobs")
+async def job_event(event: kopf.RawEvent, labels: Any, memo: Any, **_: Any) -> None:
+    memo.engine.job_event(event.get("type"), event["object"], labels.get(TASK_LABEL))

@@ -19,6 +19,7 @@ from urllib.parse import quote
 import urllib3
 from kubernetes import client, config
 
+from cronwarden import __version__
 from cronwarden.api import models
 from cronwarden.core.builder import FIELD_MANAGER
 
@@ -26,8 +27,9 @@ log = logging.getLogger(__name__)
 
 TASKS = f"/apis/{models.GROUP}/{models.VERSION}/namespaces/{{ns}}/{models.PLURAL}"
 CRONJOBS = "/apis/batch/v1/namespaces/{ns}/cronjobs"
-JOBS = "/apis/batch/v1/namespaces/{ns}/jobs"
 EVENTS = "/api/v1/namespaces/{ns}/events"
+LEASES = "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases"
+USER_AGENT = f"cronwarden/{__version__}"
 
 RETRYABLE = {409, 410, 429, 500, 502, 503, 504}
 
@@ -39,6 +41,7 @@ class ApiError(Exception):
     status: int
     reason: str
     message: str
+    retry_after: float | None = None
 
     @property
     def retryable(self) -> bool:
@@ -54,14 +57,31 @@ class ApiError(Exception):
         return f"{self.status} {self.reason}: {self.message}"
 
 
-def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
-    """In-cluster credentials when running in a pod, else the kubeconfig."""
+def load_api_client(kubeconfig: str | None = None, connections: int = 10) -> client.ApiClient:
+    """The one login decision: in-cluster credentials when running in a pod (and no
+    kubeconfig was given), else the kubeconfig. kopf's own login uses this too."""
     configuration = client.Configuration()
-    if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
+    if in_cluster(kubeconfig):
         config.load_incluster_config(client_configuration=configuration)
     else:
         config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
-    return client.ApiClient(configuration)
+    # One pooled connection per worker thread, so workers never wait for a socket.
+    configuration.connection_pool_maxsize = max(connections, 1)
+    api = client.ApiClient(configuration)
+    api.user_agent = USER_AGENT
+    return api
+
+
+def in_cluster(kubeconfig: str | None) -> bool:
+    return kubeconfig is None and bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (the API server sends whole seconds)."""
+    try:
+        return max(float(value), 0.0) if value else None
+    except ValueError:
+        return None
 
 
 class Kube:
@@ -101,6 +121,7 @@ class Kube:
                 response.status,
                 str(payload.get("reason") or response.reason),
                 str(payload.get("message") or data[:500]),
+                retry_after(response.getheader("Retry-After")),
             )
         return payload
 
@@ -114,9 +135,6 @@ class Kube:
 
     # ScheduledTasks
 
-    def get_task(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return self.get(f"{TASKS.format(ns=namespace)}/{quote(name)}")
-
     def patch_task_status(
         self, namespace: str, name: str, status: dict[str, Any], resource_version: str
     ) -> dict[str, Any]:
@@ -127,6 +145,7 @@ class Kube:
             "PATCH",
             f"{TASKS.format(ns=namespace)}/{quote(name)}/status",
             body=body,
+            query={"fieldManager": FIELD_MANAGER},
             content_type="application/merge-patch+json",
         )
 
@@ -135,21 +154,41 @@ class Kube:
     def get_cronjob(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self.get(f"{CRONJOBS.format(ns=namespace)}/{quote(name)}")
 
-    def apply_cronjob(self, cronjob: dict[str, Any]) -> dict[str, Any]:
+    def apply_cronjob(self, cronjob: dict[str, Any], uid: str | None) -> dict[str, Any]:
+        """Server-side apply. With `uid` (an update), the uid is a precondition: if the
+        CronJob of that name is another object now, the API server refuses the apply
+        ("field is immutable") and changes nothing. Without it, the apply creates the
+        CronJob; the caller has made sure the name was free."""
         meta = cronjob["metadata"]
+        body = {**cronjob, "metadata": {**meta, "uid": uid}} if uid else cronjob
         return self.request(
             "PATCH",
             f"{CRONJOBS.format(ns=meta['namespace'])}/{quote(meta['name'])}",
-            body=cronjob,
+            body=body,
             query={"fieldManager": FIELD_MANAGER, "force": "true", "fieldValidation": "Strict"},
             content_type="application/apply-patch+yaml",
         )
 
-    def list_jobs(self, namespace: str, selector: str) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = self.request(
-            "GET", JOBS.format(ns=namespace), query={"labelSelector": selector}
-        ).get("items", [])
-        return items
+    # Leases (leader election)
+
+    def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.get(f"{LEASES.format(ns=namespace)}/{quote(name)}")
+
+    def create_lease(self, lease: dict[str, Any]) -> dict[str, Any]:
+        ns = lease["metadata"]["namespace"]
+        return self.request(
+            "POST", LEASES.format(ns=ns), body=lease, query={"fieldManager": FIELD_MANAGER}
+        )
+
+    def update_lease(self, lease: dict[str, Any]) -> dict[str, Any]:
+        """PUT with the lease's resourceVersion: a 409 means another replica wrote first."""
+        meta = lease["metadata"]
+        return self.request(
+            "PUT",
+            f"{LEASES.format(ns=meta['namespace'])}/{quote(meta['name'])}",
+            body=lease,
+            query={"fieldManager": FIELD_MANAGER},
+        )
 
     # Events
 
@@ -180,7 +219,12 @@ class Kube:
             "count": 1,
         }
         try:
-            self.request("POST", EVENTS.format(ns=meta["namespace"]), body=event)
+            self.request(
+                "POST",
+                EVENTS.format(ns=meta["namespace"]),
+                body=event,
+                query={"fieldManager": FIELD_MANAGER},
+            )
         except ApiError as err:
             # An Event is best effort: never fail a reconcile over it.
             log.warning(

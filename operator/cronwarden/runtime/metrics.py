@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -67,7 +67,22 @@ class TaskMetrics(Collector):
             buckets=DELAY_BUCKETS,
             registry=self.registry,
         )
+        self.active = Gauge(
+            "cronwarden_operator_active",
+            "1 while this replica is the active one (it reconciles and exports task series).",
+            registry=self.registry,
+        )
         self.registry.register(self)
+
+    def set_active(self, active: bool) -> None:
+        self.active.set(1 if active else 0)
+
+    def clear(self) -> None:
+        """Forget every task: a standby replica exports no cronwarden_task_* series."""
+        with self._lock:
+            self._tasks.clear()
+        self.run_duration.clear()
+        self.start_delay.clear()
 
     def update(self, task: ScheduledTask, outcome: Outcome) -> None:
         key = (task.namespace, task.name)

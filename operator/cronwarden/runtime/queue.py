@@ -1,5 +1,7 @@
 """A de-duplicating work queue: each key is reconciled by one worker at a time,
 and a key added while it is being worked on is reconciled once more afterwards.
+The queue also owns retry state: failures are counted per key (not per worker),
+so a key's backoff grows across workers and resets when it succeeds.
 Everything runs on the operator's event loop."""
 
 from __future__ import annotations
@@ -9,6 +11,10 @@ import asyncio
 # (namespace, name) of a ScheduledTask.
 TaskKey = tuple[str, str]
 
+# Backoff of a failing key: 1 s, 2 s, 4 s ... up to 5 minutes.
+BACKOFF_BASE = 1.0
+BACKOFF_MAX = 300.0
+
 
 class WorkQueue:
     def __init__(self) -> None:
@@ -17,6 +23,7 @@ class WorkQueue:
         self._active: set[TaskKey] = set()
         self._again: set[TaskKey] = set()
         self._timers: dict[TaskKey, asyncio.TimerHandle] = {}
+        self._failures: dict[TaskKey, int] = {}
 
     def add(self, key: TaskKey) -> None:
         if key in self._active:
@@ -33,10 +40,31 @@ class WorkQueue:
             old.cancel()
         self._timers[key] = asyncio.get_running_loop().call_later(delay, self._fire, key)
 
+    def retry(self, key: TaskKey, retry_after: float | None = None) -> float:
+        """Add `key` again after its backoff (or the server's Retry-After, if longer);
+        returns the delay."""
+        failures = self._failures[key] = self._failures.get(key, 0) + 1
+        delay: float = min(BACKOFF_BASE * 2.0 ** (failures - 1), BACKOFF_MAX)
+        delay = max(delay, retry_after or 0.0)
+        self.add_after(key, delay)
+        return delay
+
+    def succeeded(self, key: TaskKey) -> None:
+        """The key was reconciled: its backoff starts over."""
+        self._failures.pop(key, None)
+
     def forget(self, key: TaskKey) -> None:
         timer = self._timers.pop(key, None)
         if timer is not None:
             timer.cancel()
+        self._failures.pop(key, None)
+
+    def cancel_timers(self) -> None:
+        """Drop every pending wake-up and retry (the replica stops being active)."""
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        self._failures.clear()
 
     def _fire(self, key: TaskKey) -> None:
         self._timers.pop(key, None)

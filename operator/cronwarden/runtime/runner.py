@@ -1,4 +1,4 @@
-"""Start kopf with the handlers in cronwarden.handlers."""
+"""Start kopf with the handlers in cronwarden.runtime.handlers."""
 
 from __future__ import annotations
 
@@ -32,9 +32,9 @@ def run(settings: Settings) -> int:
         else None
     )
     kopf.run(
-        standalone=settings.peering is None,
-        peering_name=settings.peering,
-        priority=settings.priority,
+        # One active replica is decided by our own Lease (runtime/leader.py), which stops
+        # workers, timers and metrics too; kopf's peering would pause only its handlers.
+        standalone=True,
         clusterwide=settings.all_namespaces,
         namespaces=settings.namespaces,
         liveness_endpoint=liveness,

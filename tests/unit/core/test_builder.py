@@ -127,7 +127,62 @@ def test_not_in_sync_when_missing_or_edited_or_task_changed() -> None:
         ({"a": {"b": [1, {"c": 2}]}}, {"a": {"b": [1, {"c": 2, "d": 3}]}}, True),
         ({"a": [1, 2]}, {"a": [1, 2, 3]}, False),
         ({"a": 1}, {}, False),
+        # What the API server normalises when it stores an object:
+        ({"memory": "1.5Gi"}, {"memory": "1536Mi"}, True),
+        ({"cpu": 1}, {"cpu": "1"}, True),
+        ({"cpu": "500m"}, {"cpu": "0.5"}, True),
+        ({"cpu": "1k"}, {"cpu": "1e3"}, True),
+        ({"args": []}, {}, True),
+        ({"env": None, "volumes": {}}, {}, True),
+        ({"memory": "1Gi"}, {"memory": "1G"}, False),
+        ({"cpu": "2"}, {"cpu": "1"}, False),
+        ({"args": []}, {"args": ["x"]}, False),
+        ({"parallelism": 1}, {"parallelism": True}, False),
+        ({"name": "a"}, {"name": None}, False),
     ],
 )
 def test_is_subset(desired: object, actual: object, expected: bool) -> None:
     assert builder.is_subset(desired, actual) is expected
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("1", "1"),
+        ("1.5Gi", "1610612736"),
+        ("1536Mi", "1610612736"),
+        ("500m", "0.5"),
+        ("100n", "1.00E-7"),
+        ("2k", "2000"),
+        ("1e3", "1000"),
+        (".5", "0.5"),
+        (3, "3"),
+    ],
+)
+def test_quantity(text: object, value: str) -> None:
+    from decimal import Decimal
+
+    assert builder.quantity(text) == Decimal(value)
+
+
+@pytest.mark.parametrize("text", ["busybox:1.37", "1.5GiB", "", "Gi", True, None, "1 Gi"])
+def test_not_a_quantity(text: object) -> None:
+    assert builder.quantity(text) is None
+
+
+def test_in_sync_when_the_api_server_normalised_the_template() -> None:
+    containers = [
+        {
+            "name": "main",
+            "image": "busybox:1.37",
+            "args": [],
+            "resources": {"requests": {"cpu": 1, "memory": "1.5Gi"}},
+        }
+    ]
+    spec = {"jobTemplate": {"spec": {"template": {"spec": {"containers": containers}}}}}
+    desired = builder.build_cronjob(task(spec))
+    live = live_from(desired)
+    stored = live["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]  # type: ignore[index]
+    del stored["args"]
+    stored["resources"]["requests"] = {"cpu": "1", "memory": "1536Mi"}
+    assert builder.in_sync(desired, live)

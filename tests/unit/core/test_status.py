@@ -217,3 +217,34 @@ def test_daylight_saving_warning_once_per_generation() -> None:
 def test_status_written_by_another_version_still_parses() -> None:
     status = {"succeeded": 3, "someFutureField": {"x": 1}, "conditions": []}
     assert task(status=status).status.succeeded == 3
+
+
+def test_the_cronjobs_last_success_is_a_lower_bound_after_downtime() -> None:
+    """Runs that finished while the operator was down and whose Jobs are gone are not
+    counted, but lastSuccessfulTime is never older than the CronJob's, and a success
+    after the last known failure ends the failure streak."""
+    failing = task(
+        status={
+            "lastSuccessfulTime": "2026-11-20T02:31:00Z",
+            "lastFailureTime": "2026-11-27T02:31:00Z",
+            "succeeded": 4,
+            "failed": 2,
+            "consecutiveFailures": 1,
+        }
+    )
+    cronjob = {
+        "metadata": {"name": "backup"},
+        "status": {
+            "lastScheduleTime": "2026-11-28T02:30:00Z",
+            "lastSuccessfulTime": "2026-11-28T02:31:00Z",
+        },
+    }
+    status = compute_status(failing, cronjob, [], AFTER_THE_RUN).status
+    assert status.last_successful_time == datetime(2026, 11, 28, 2, 31, tzinfo=UTC)
+    assert (status.succeeded, status.failed) == (4, 2)  # counters never go back or guess
+    assert status.consecutive_failures == 0
+
+    older = {**cronjob, "status": {"lastSuccessfulTime": "2026-11-19T02:31:00Z"}}
+    status = compute_status(failing, older, [], AFTER_THE_RUN).status
+    assert status.last_successful_time == datetime(2026, 11, 20, 2, 31, tzinfo=UTC)
+    assert status.consecutive_failures == 1

@@ -1,0 +1,119 @@
+"""The watch-fed cache: ownership by uid, departed Jobs kept until recorded, and
+write answers that an older watch event cannot undo. Pure: no cluster."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cronwarden.runtime.cache import Cache, controller_uid, slim
+from tests.unit.factories import job as job_status
+
+CRONJOB_UID = "cj-1"
+
+
+def cronjob(uid: str = CRONJOB_UID, rv: str = "10", name: str = "backup") -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": name,
+            "namespace": "team-a",
+            "uid": uid,
+            "resourceVersion": rv,
+            "managedFields": [{"manager": "cronwarden"}],
+        },
+        "spec": {"schedule": "* * * * *"},
+    }
+
+
+def job(name: str, owner: str | None = CRONJOB_UID, **times: str) -> dict[str, Any]:
+    body = job_status(name, **times)
+    body["spec"] = {"template": {"spec": {"containers": [{"name": "main"}]}}}
+    if owner is not None:
+        body["metadata"]["ownerReferences"] = [
+            {"kind": "CronJob", "name": "backup", "uid": owner, "controller": True}
+        ]
+    return body
+
+
+def task(rv: str = "5") -> dict[str, Any]:
+    return {"metadata": {"name": "backup", "namespace": "team-a", "resourceVersion": rv}}
+
+
+KEY = ("team-a", "backup")
+DONE = {"start": "2026-11-27T10:00:00Z", "complete": "2026-11-27T10:00:05Z"}
+
+
+def names(cache: Cache) -> list[str]:
+    return sorted(j["metadata"]["name"] for j in cache.view(KEY).jobs)
+
+
+def test_jobs_belong_to_the_cronjob_that_controls_them() -> None:
+    cache = Cache()
+    cache.cronjob_event(None, cronjob())
+    cache.job_event(None, job("mine"))
+    cache.job_event(None, job("other-cronjob", owner="cj-old"))
+    cache.job_event(None, job("made-by-hand", owner=None))
+    assert names(cache) == ["mine"]
+
+
+def test_a_finished_job_deleted_at_once_is_kept_until_recorded() -> None:
+    cache = Cache()
+    cache.cronjob_event(None, cronjob())
+    cache.job_event("DELETED", job("ttl-zero", **DONE))
+    cache.job_event("DELETED", job("never-finished"))
+    assert names(cache) == ["ttl-zero"]
+    cache.forget_departed(CRONJOB_UID, {"ttl-zero"})
+    assert names(cache) == []
+
+
+def test_departed_jobs_of_a_deleted_cronjob_are_dropped() -> None:
+    cache = Cache()
+    cache.cronjob_event(None, cronjob())
+    cache.job_event("DELETED", job("done", **DONE))
+    cache.cronjob_event("DELETED", cronjob())
+    cache.job_event("DELETED", job("late", **DONE))
+    assert cache.counts()["departed"] == 0
+    cache.cronjob_event(None, cronjob(uid="cj-2"))
+    assert names(cache) == []
+
+
+def test_an_older_watch_event_does_not_undo_a_write_answer() -> None:
+    cache = Cache()
+    cache.task_event(None, task("5"))
+    cache.task_event("MODIFIED", task("7"))  # our status write's answer
+    cache.task_event("MODIFIED", task("6"))  # an event already in flight
+    assert cache.tasks[KEY]["metadata"]["resourceVersion"] == "7"
+    cache.task_event("DELETED", task("8"))
+    assert KEY not in cache.tasks
+
+
+def test_a_replaced_cronjob_moves_the_index() -> None:
+    cache = Cache()
+    cache.cronjob_event(None, cronjob(uid="cj-old", rv="1"))
+    cache.cronjob_event("DELETED", cronjob(uid="cj-old", rv="2"))
+    cache.cronjob_event(None, cronjob(uid="cj-new", rv="3"))
+    cache.job_event("DELETED", job("new-run", owner="cj-new", **DONE))
+    cache.job_event("DELETED", job("old-run", owner="cj-old", **DONE))
+    assert names(cache) == ["new-run"]
+
+
+def test_bodies_are_stored_slim() -> None:
+    cache = Cache()
+    cache.cronjob_event(None, cronjob())
+    cache.job_event(None, job("mine"))
+    assert "managedFields" not in cache.cronjobs[KEY]["metadata"]
+    assert "spec" in cache.cronjobs[KEY]
+    assert "spec" not in cache.view(KEY).jobs[0]
+    applied = {
+        "metadata": {
+            "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}", "a": "b"}
+        }
+    }
+    assert slim(applied)["metadata"]["annotations"] == {"a": "b"}
+
+
+def test_controller_uid() -> None:
+    assert controller_uid(job("x")) == CRONJOB_UID
+    assert controller_uid(job("x", owner=None)) is None
+    not_controller = job("x")
+    not_controller["metadata"]["ownerReferences"][0]["controller"] = False
+    assert controller_uid(not_controller) is None

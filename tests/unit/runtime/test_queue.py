@@ -1,0 +1,61 @@
+"""The work queue owns retry state: backoff per key, Retry-After honoured."""
+
+from __future__ import annotations
+
+import asyncio
+
+from cronwarden.runtime.queue import BACKOFF_MAX, WorkQueue
+
+
+def test_backoff_grows_per_key_and_resets_on_success() -> None:
+    async def scenario() -> list[float]:
+        queue = WorkQueue()
+        a, b = ("ns", "a"), ("ns", "b")
+        delays = [queue.retry(a), queue.retry(a), queue.retry(b), queue.retry(a)]
+        queue.succeeded(a)
+        delays.append(queue.retry(a))
+        queue.cancel_timers()
+        return delays
+
+    assert asyncio.run(scenario()) == [1.0, 2.0, 1.0, 4.0, 1.0]
+
+
+def test_retry_after_wins_when_longer_and_backoff_is_capped() -> None:
+    async def scenario() -> tuple[float, float, float]:
+        queue = WorkQueue()
+        key = ("ns", "a")
+        first = queue.retry(key, retry_after=7.0)
+        for _ in range(30):
+            last = queue.retry(key)
+        short = queue.retry(("ns", "b"), retry_after=0.2)
+        queue.cancel_timers()
+        return first, last, short
+
+    assert asyncio.run(scenario()) == (7.0, BACKOFF_MAX, 1.0)
+
+
+def test_a_key_is_handed_out_once_and_again_after_done() -> None:
+    async def scenario() -> list[tuple[str, str]]:
+        queue = WorkQueue()
+        key = ("ns", "a")
+        queue.add(key)
+        queue.add(key)
+        got = [await queue.get()]
+        queue.add(key)  # while being worked on: once more afterwards
+        assert len(queue) == 0
+        queue.done(key)
+        got.append(await queue.get())
+        queue.done(key)
+        assert len(queue) == 0
+        return got
+
+    assert asyncio.run(scenario()) == [("ns", "a"), ("ns", "a")]
+
+
+def test_a_retry_timer_fires() -> None:
+    async def scenario() -> tuple[str, str]:
+        queue = WorkQueue()
+        queue.add_after(("ns", "a"), 0.01)
+        return await asyncio.wait_for(queue.get(), timeout=5)
+
+    assert asyncio.run(scenario()) == ("ns", "a")
