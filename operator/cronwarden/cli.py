@@ -139,6 +139,26 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"name of the Lease (env {ENV_PREFIX}LEADER_ELECTION_ID)",
     )
 
+    run.add_argument(
+        "--exclude-namespace",
+        action="append",
+        dest="excluded_namespaces",
+        default=None,
+        metavar="NS",
+        help="refuse to act on ScheduledTasks in this namespace (Ready=False, NamespaceExcluded); "
+        "repeat for more; default: kube-system and $POD_NAMESPACE, the operator's own "
+        f"(env {ENV_PREFIX}EXCLUDED_NAMESPACES, comma-separated; an empty value excludes none)",
+    )
+    run.add_argument(
+        "--max-tasks-per-namespace",
+        type=int,
+        default=env_int("MAX_TASKS_PER_NAMESPACE", settings.DEFAULT_MAX_TASKS_PER_NAMESPACE),
+        metavar="N",
+        help="reconcile at most N ScheduledTasks per namespace, oldest first; the others "
+        "report Ready=False TaskLimitExceeded; 0 means no limit "
+        f"(env {ENV_PREFIX}MAX_TASKS_PER_NAMESPACE)",
+    )
+
     crd = commands.add_parser(
         "crd",
         help="print or write the ScheduledTask CRD generated from the models",
@@ -169,6 +189,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error("run: give --namespace NS (repeatable) or --all-namespaces")
         if args.workers < 1:
             parser.error("run: --workers must be at least 1")
+        if args.max_tasks_per_namespace < 0:
+            parser.error("run: --max-tasks-per-namespace must be 0 (no limit) or more")
+        excluded = args.excluded_namespaces
+        if excluded is None:
+            from_env = env("EXCLUDED_NAMESPACES")
+            excluded = (
+                [n for n in from_env.split(",") if n]
+                if from_env is not None
+                else settings.default_excluded_namespaces()
+            )
         from cronwarden.runtime.leader import identity
         from cronwarden.runtime.runner import run
 
@@ -188,6 +218,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 leader_election_namespace=args.leader_election_namespace,
                 leader_election_id=args.leader_election_id,
                 identity=identity(settings.pod_name()),
+                excluded_namespaces=excluded,
+                max_tasks_per_namespace=args.max_tasks_per_namespace,
             )
         )
     return 2

@@ -19,10 +19,19 @@ DEFAULT_BIND_ADDRESS = "0.0.0.0"
 DEFAULT_LEADER_ELECTION_ID = "cronwarden"
 # Objects per page when a watch (re)lists: bounded memory and request size.
 LIST_CHUNK_SIZE = 500
+# 0: no limit on ScheduledTasks per namespace (the chart sets one).
+DEFAULT_MAX_TASKS_PER_NAMESPACE = 0
 
 
 def default_lease_namespace() -> str:
     return os.environ.get("POD_NAMESPACE") or "default"
+
+
+def default_excluded_namespaces() -> list[str]:
+    """kube-system, and the operator's own namespace when it runs in a pod: a task
+    there could run pods under the operator's ServiceAccount."""
+    own = os.environ.get("POD_NAMESPACE")
+    return ["kube-system", *([own] if own and own != "kube-system" else [])]
 
 
 def pod_name() -> str:
@@ -45,3 +54,5 @@ class Settings:
     leader_election_namespace: str = field(default_factory=default_lease_namespace)
     leader_election_id: str = DEFAULT_LEADER_ELECTION_ID
     identity: str = field(default_factory=pod_name)
+    excluded_namespaces: list[str] = field(default_factory=default_excluded_namespaces)
+    max_tasks_per_namespace: int = DEFAULT_MAX_TASKS_PER_NAMESPACE

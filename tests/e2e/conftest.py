@@ -23,6 +23,7 @@ from kubernetes.client import ApiClient
 from tests.e2e.support import (
     ROOT,
     STATE_DIR,
+    Cluster,
     Kubectl,
     Operator,
     launch_operator,
@@ -149,6 +150,25 @@ def crd(kubectl: Kubectl) -> str:
             what="ScheduledTasks to be served",
         )
     return name
+
+
+@pytest.fixture
+def cluster(kubectl: Kubectl, namespace: str, operator: Operator) -> Cluster:
+    """kubectl views of this test's namespace, once the shared operator watches it.
+
+    kopf finds new namespaces matching its glob through a namespace watch; rarely
+    (seen once in CI-like runs) it misses the ADDED event of a namespace created
+    while it starts up, and notices the namespace only when it next changes. So
+    wait for the watch to start, and nudge the namespace with a label if needed."""
+    started = (
+        f"Starting the watch-stream for scheduledtasks.v1alpha1.cronwarden.io in '{namespace}'"
+    )
+    try:
+        wait_for(lambda: started in operator.log(), timeout=10, what=f"a watch on {namespace}")
+    except AssertionError:
+        kubectl("label", "namespace", namespace, "cronwarden.io/e2e-nudge=1", "--overwrite")
+        wait_for(lambda: started in operator.log(), timeout=20, what=f"a watch on {namespace}")
+    return Cluster(kubectl, namespace)
 
 
 @pytest.fixture(scope="session")

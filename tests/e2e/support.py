@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -21,6 +22,8 @@ STATE_DIR = Path(os.environ.get("STATE_DIR", ROOT / ".state"))
 BIN = STATE_DIR / "bin"
 
 T = TypeVar("T")
+# A refused request in a log line (not "403" inside a name such as cw-df4037).
+FORBIDDEN = re.compile(r"(?<![\w-])403(?![\w-])|[Ff]orbidden")
 
 
 def wait_for(
@@ -91,8 +94,7 @@ class Operator:
         return [
             line
             for line in self.log().splitlines()
-            if ("403" in line or "Forbidden" in line or "forbidden" in line)
-            and not any(path in line for path in allowed)
+            if FORBIDDEN.search(line) and not any(path in line for path in allowed)
         ]
 
     def metrics(self) -> str:

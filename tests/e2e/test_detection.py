@@ -13,7 +13,6 @@ from tests.e2e.support import (
     BIN,
     ROOT,
     Cluster,
-    Kubectl,
     Operator,
     condition_of,
     launch_operator,
@@ -24,11 +23,6 @@ from tests.e2e.support import (
 from tests.e2e.test_scheduledtask import RUN_TIMEOUT, every_minute
 
 GRACE = 10
-
-
-@pytest.fixture
-def cluster(kubectl: Kubectl, namespace: str, operator: Operator) -> Cluster:
-    return Cluster(kubectl, namespace)
 
 
 def sample(metrics: str, name: str, namespace: str, task: str, **labels: str) -> float | None:

@@ -109,11 +109,6 @@ ADMISSION = [c for c in CASES if c.rejected_by == "admission"]
 STATUS = [c for c in CASES if c.rejected_by == "status"]
 
 
-@pytest.fixture
-def cluster(kubectl: Kubectl, namespace: str, operator: Operator) -> Cluster:
-    return Cluster(kubectl, namespace)
-
-
 def apply_text(kubectl: Kubectl, namespace: str, text: str) -> Any:
     """Client-side `kubectl apply`, as a user would run it."""
     return kubectl("-n", namespace, "apply", "-f", "-", input=text, check=False)

@@ -6,18 +6,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pytest
-
-from tests.e2e.support import Cluster, Kubectl, Operator, condition_of, wait_for
+from tests.e2e.support import Cluster, Operator, condition_of, wait_for
 from tests.e2e.test_scheduledtask import nightly
 
 # January 1st: no scheduled run starts during a test; runs are started by hand.
 NEVER_SOON = "0 0 1 1 *"
-
-
-@pytest.fixture
-def cluster(kubectl: Kubectl, namespace: str, operator: Operator) -> Cluster:
-    return Cluster(kubectl, namespace)
 
 
 def quiet(name: str, **spec: Any) -> dict[str, Any]:

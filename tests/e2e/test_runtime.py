@@ -156,7 +156,7 @@ def test_two_replicas_one_writer_and_a_takeover(
         assert task_series(replicas[standby], ns) == 0
         assert active_flag(replicas[leader]) == 1
         assert active_flag(replicas[standby]) == 0
-        assert writers(cluster, "shared") == {leader}
+        assert run_event(cluster, "shared") == (leader, 1)
         assert "became the leader" not in replicas[standby].log()
 
         # The leader dies without a word (kill -9): the standby takes over.
@@ -181,7 +181,12 @@ def test_two_replicas_one_writer_and_a_takeover(
             timeout=30,
             what="the new leader to export the task",
         )
-        assert writers(cluster, "shared") == {leader, standby}
+        # One RunSucceeded object for both runs (aggregated), last written by the new leader.
+        wait_for(
+            lambda: run_event(cluster, "shared") == (standby, 2),
+            timeout=30,
+            what="the new leader to update the RunSucceeded Event",
+        )
         shown = ("-n", ns, "get", "st", "shared", "-o", "json", "--show-managed-fields")
         task = json.loads(cluster.kubectl(*shown).stdout)
         managers = {
@@ -197,10 +202,11 @@ def test_two_replicas_one_writer_and_a_takeover(
             stop_operator(op)
 
 
-def writers(cluster: Cluster, name: str) -> set[str]:
-    """The replicas (POD_NAME) that posted Events on the task, from reportingInstance."""
-    return {
-        e.get("reportingInstance") or json.dumps(e.get("source"))
-        for e in cluster.events(name)
-        if e["reason"] in ("RunSucceeded", "RunFailed")
-    }
+def run_event(cluster: Cluster, name: str) -> tuple[str, int] | None:
+    """Who last wrote the task's RunSucceeded Event (reportingInstance, the replica's
+    POD_NAME), and its count; None when there is no such Event."""
+    events = [e for e in cluster.events(name) if e["reason"] == "RunSucceeded"]
+    assert len(events) <= 1, f"RunSucceeded is not aggregated: {len(events)} objects"
+    if not events:
+        return None
+    return events[0].get("reportingInstance", ""), int(events[0].get("count", 1))

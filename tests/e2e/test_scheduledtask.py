@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from cronwarden.core.builder import is_subset
-from tests.e2e.support import ROOT, Cluster, Kubectl, Operator, condition_of, load_example, wait_for
+from tests.e2e.support import ROOT, Cluster, Operator, condition_of, load_example, wait_for
 
 EXAMPLES = sorted(p.stem for p in (ROOT / "examples").glob("*.yaml"))
 SELECTOR = "app.kubernetes.io/managed-by=cronwarden,cronwarden.io/task={}"
@@ -25,11 +25,6 @@ DEFAULTS = {
     "successfulJobsHistoryLimit": 3,
     "failedJobsHistoryLimit": 1,
 }
-
-
-@pytest.fixture
-def cluster(kubectl: Kubectl, namespace: str, operator: Operator) -> Cluster:
-    return Cluster(kubectl, namespace)
 
 
 def every_minute(name: str, *, fail: bool = False, **spec: Any) -> dict[str, Any]:
@@ -178,8 +173,16 @@ def test_cronjob_edited_or_deleted_by_hand_is_restored(cluster: Cluster) -> None
         what="the deleted CronJob to be recreated",
     )
     assert recreated["spec"]["schedule"] == "30 2 * * *"
-    messages = [e["message"] for e in cluster.events("guarded") if e["reason"] == "DriftCorrected"]
-    assert any("deleted" in m for m in messages)
+    # Repeated Events are aggregated: the DriftCorrected Event now says what happened last.
+    wait_for(
+        lambda: any(
+            "deleted" in e["message"] and e.get("count", 1) >= 2
+            for e in cluster.events("guarded")
+            if e["reason"] == "DriftCorrected"
+        ),
+        timeout=30,
+        what="the DriftCorrected Event to report the deletion",
+    )
 
 
 def test_deleting_the_task_removes_its_cronjob_and_jobs(cluster: Cluster) -> None:

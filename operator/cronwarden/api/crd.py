@@ -29,10 +29,19 @@ ROOT_RULES = [
         "it names the CronJob, whose Jobs add an 11-character suffix",
     }
 ]
+# Go durations as robfig's @every reads them (time.ParseDuration), e.g. 90s, 1h30m.
+_GO_DURATION = r"^([0-9]+(\\.[0-9]*)?(ns|us|µs|ms|s|m|h))+$"
 SPEC_RULES = [
     {
         "rule": "!self.schedule.contains('TZ=')",
         "message": "spec.schedule must not contain TZ= or CRON_TZ=: set spec.timeZone instead",
+    },
+    {
+        "rule": "!self.schedule.trim().startsWith('@every') || ("
+        f"self.schedule.trim().substring(6).trim().matches('{_GO_DURATION}') && "
+        "duration(self.schedule.trim().substring(6).trim()) >= duration('1m'))",
+        "message": "spec.schedule: @every must be at least 1m (a Go duration such as 5m or "
+        "1h30m): the CronJob controller starts at most one run per minute",
     },
 ]
 JOB_TEMPLATE_RULES = [

@@ -16,6 +16,7 @@ and (for Jobs) the pod template, which nothing here reads.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,11 +80,14 @@ class View:
     task: Body | None
     cronjob: Body | None
     jobs: list[Body] = field(default_factory=list)
+    rank: int = 0  # position among the namespace's tasks, oldest first
 
 
 class Cache:
     def __init__(self) -> None:
         self.tasks: dict[Key, Body] = {}
+        # Per namespace, its tasks as (creationTimestamp, name), oldest first.
+        self._order: dict[str, list[tuple[str, str]]] = {}
         self.cronjobs: dict[Key, Body] = {}
         self._cronjob_keys: dict[str, Key] = {}  # CronJob uid -> its key
         self._jobs: dict[str, dict[str, Body]] = {}  # CronJob uid -> Job name -> body
@@ -94,10 +98,29 @@ class Cache:
     def task_event(self, type_: str | None, body: Body) -> Key:
         key = key_of(body)
         if type_ == "DELETED":
-            self.tasks.pop(key, None)
-        elif newer(self.tasks.get(key), body):
+            old = self.tasks.pop(key, None)
+            if old is not None:
+                order = self._order.get(key[0], [])
+                entry = _age(old)
+                at = bisect.bisect_left(order, entry)
+                if at < len(order) and order[at] == entry:
+                    del order[at]
+        elif newer(old := self.tasks.get(key), body):
             self.tasks[key] = slim(body)
+            if old is None:
+                bisect.insort(self._order.setdefault(key[0], []), _age(body))
         return key
+
+    def namespaces(self) -> list[str]:
+        return [ns for ns, order in self._order.items() if order]
+
+    def namespace_size(self, namespace: str) -> int:
+        return len(self._order.get(namespace, []))
+
+    def task_at(self, namespace: str, rank: int) -> Key | None:
+        """The key of the namespace's task at `rank` (oldest first), if any."""
+        order = self._order.get(namespace, [])
+        return (namespace, order[rank][1]) if 0 <= rank < len(order) else None
 
     def cronjob_event(self, type_: str | None, body: Body) -> None:
         key = key_of(body)
@@ -144,7 +167,11 @@ class Cache:
             departed = self._departed.get(uid, {})
             live = self._jobs.get(uid, {})
             jobs = [*live.values(), *(b for n, b in departed.items() if n not in live)]
-        return View(key, self.tasks.get(key), cronjob, jobs)
+        task = self.tasks.get(key)
+        rank = 0
+        if task is not None:
+            rank = bisect.bisect_left(self._order.get(key[0], []), _age(task))
+        return View(key, task, cronjob, jobs, rank)
 
     def forget_departed(self, cronjob_uid: str, names: set[str]) -> None:
         """Drop departed Jobs whose runs are recorded in the task's status."""
@@ -162,6 +189,11 @@ class Cache:
             "jobs": sum(len(j) for j in self._jobs.values()),
             "departed": sum(len(j) for j in self._departed.values()),
         }
+
+
+def _age(task: Body) -> tuple[str, str]:
+    meta = task.get("metadata") or {}
+    return (str(meta.get("creationTimestamp") or ""), str(meta.get("name") or ""))
 
 
 def finish_order(job: Body) -> str:

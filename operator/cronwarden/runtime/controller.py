@@ -18,7 +18,7 @@ from typing import Any
 import pydantic
 
 from cronwarden.api.models import ScheduledTask, ScheduledTaskStatus
-from cronwarden.core import builder
+from cronwarden.core import builder, tenancy
 from cronwarden.core.conditions import Event, Problem
 from cronwarden.core.status import compute_status
 from cronwarden.runtime.cache import Body, Key, View, controller_uid
@@ -98,11 +98,15 @@ class Controller:
         metrics: TaskMetrics,
         clock: Clock = utcnow,
         active: Callable[[], bool] = lambda: True,
+        excluded_namespaces: frozenset[str] = frozenset(),
+        max_tasks_per_namespace: int = 0,
     ) -> None:
         self.kube = kube
         self.metrics = metrics
         self.clock = clock
         self.active = active
+        self.excluded = excluded_namespaces
+        self.max_per_namespace = max_tasks_per_namespace
         # (hash of the desired spec, CronJob generation) after our last apply, per task:
         # a CronJob at that generation is in sync whatever the API server normalised.
         self.applied: dict[Key, tuple[str, int]] = {}
@@ -130,13 +134,16 @@ class Controller:
             return Result(task=self.report_unparsable(obj, invalid_spec_message(err)))
 
         # 3. Bring the CronJob in sync: never adopt one this task does not control,
-        #    and send no write when it is in sync.
+        #    and send no write when it is in sync. A task the operator may not act on
+        #    (an excluded namespace, beyond the namespace's limit) gets no CronJob.
         result = Result()
         desired = builder.build_cronjob(task)
         live = view.cronjob
-        problem: Problem | None = None
         events: list[Event] = []
-        if live is None:
+        problem = tenancy.refusal(namespace, view.rank, self.excluded, self.max_per_namespace)
+        if problem is not None:
+            live = None
+        elif live is None:
             # Only CronJobs labelled as ours are watched: before creating one, look
             # whether the name is taken (or the cache has not seen our own yet).
             live = self.kube.get_cronjob(namespace, desired["metadata"]["name"])
@@ -234,6 +241,7 @@ class Controller:
 
     def forget(self, key: Key) -> None:
         self.metrics.forget(*key)
+        self.kube.forget_events(*key)
         self.applied.pop(key, None)
 
     def report_unparsable(self, obj: Body, message: str) -> Body | None:

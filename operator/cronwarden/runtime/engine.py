@@ -43,7 +43,13 @@ class Engine:
                 self.start_workers,
                 self.stop_workers,
             )
-        self.controller = Controller(kube, metrics, active=self.active)
+        self.controller = Controller(
+            kube,
+            metrics,
+            active=self.active,
+            excluded_namespaces=frozenset(settings.excluded_namespaces),
+            max_tasks_per_namespace=settings.max_tasks_per_namespace,
+        )
         self._executor = ThreadPoolExecutor(settings.workers, thread_name_prefix="reconcile")
         self._workers: list[asyncio.Task[None]] = []
         self._elector_task: asyncio.Task[None] | None = None
@@ -75,6 +81,10 @@ class Engine:
         self._workers.append(asyncio.create_task(self.resync(), name="cronwarden-resync"))
         for key in list(self.cache.tasks):
             self.queue.add(key)
+        if limit := self.settings.max_tasks_per_namespace:
+            for namespace in self.cache.namespaces():
+                over = self.cache.namespace_size(namespace) - limit
+                self.metrics.set_over_limit(namespace, max(over, 0))
         log.info(
             "active: reconciling %d task(s) with %d worker(s)",
             len(self.cache.tasks),
@@ -94,12 +104,26 @@ class Engine:
     # Watch events
 
     def task_event(self, type_: str | None, body: Body) -> None:
+        size = self.cache.namespace_size(body["metadata"].get("namespace", ""))
         key = self.cache.task_event(type_, body)
+        if self.settings.max_tasks_per_namespace:
+            self._count_over_limit(key[0], size)
         if type_ == "DELETED":
             self.queue.forget(key)
             self.controller.forget(key)
             return
         self.queue.add(key)
+
+    def _count_over_limit(self, namespace: str, size_before: int) -> None:
+        limit = self.settings.max_tasks_per_namespace
+        size = self.cache.namespace_size(namespace)
+        if size != size_before:
+            self.metrics.set_over_limit(namespace, max(size - limit, 0))
+            if size < size_before:
+                # A task left: the one that moved under the limit gets its CronJob now.
+                moved = self.cache.task_at(namespace, limit - 1)
+                if moved is not None:
+                    self.queue.add(moved)
 
     def cronjob_event(self, type_: str | None, body: Body, task: str | None) -> None:
         self.cache.cronjob_event(type_, body)

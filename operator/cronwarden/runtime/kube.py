@@ -7,6 +7,7 @@ API errors are mapped here, in one place, to `ApiError` with `retryable` set.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -89,6 +90,8 @@ class Kube:
         self.api = api
         self.timeout = timeout
         self.instance = os.environ.get("POD_NAME") or socket.gethostname()
+        # Aggregated Events: (namespace, event name) -> count posted so far.
+        self._event_counts: dict[tuple[str, str], int] = {}
 
     def request(
         self,
@@ -193,20 +196,79 @@ class Kube:
     # Events
 
     def post_event(self, obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
-        """Record a core/v1 Event on `obj`, as `kubectl describe` shows them."""
+        """Record a core/v1 Event on `obj`, as `kubectl describe` shows them.
+
+        Repeats are aggregated as client-go's recorder does: one Event object per
+        (object, type, reason), with a fixed name, whose `count`, `lastTimestamp` and
+        message are updated; so a task that runs every minute keeps one RunSucceeded
+        object, not one per run. An Event is best effort: it never fails a reconcile."""
         meta = obj["metadata"]
+        ns = meta["namespace"]
+        digest = hashlib.sha256(f"{meta.get('uid')}/{type_}/{reason}".encode()).hexdigest()
+        name = f"{meta['name']}.{digest[:16]}"
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        event = {
+        path = f"{EVENTS.format(ns=ns)}/{name}"
+        try:
+            count = self._event_counts.get((ns, name))
+            if count is None:
+                try:
+                    self.request(
+                        "POST",
+                        EVENTS.format(ns=ns),
+                        body=self._event(obj, name, type_, reason, message, now),
+                        query={"fieldManager": FIELD_MANAGER},
+                    )
+                    self._event_counts[(ns, name)] = 1
+                    return
+                except ApiError as err:
+                    if err.status != 409:
+                        raise
+                    existing = self.get(path)  # posted before a restart: continue its count
+                    count = int((existing or {}).get("count") or 1)
+            patch = {
+                "count": count + 1,
+                "lastTimestamp": now,
+                "message": message[:1024],
+                "reportingInstance": self.instance,
+            }
+            try:
+                self.request(
+                    "PATCH",
+                    path,
+                    body=patch,
+                    query={"fieldManager": FIELD_MANAGER},
+                    content_type="application/merge-patch+json",
+                )
+                self._event_counts[(ns, name)] = count + 1
+            except ApiError as err:
+                if err.status != 404:
+                    raise
+                # It expired (Events live about an hour): start a new one.
+                self._event_counts.pop((ns, name), None)
+                self.request(
+                    "POST",
+                    EVENTS.format(ns=ns),
+                    body=self._event(obj, name, type_, reason, message, now),
+                    query={"fieldManager": FIELD_MANAGER},
+                )
+                self._event_counts[(ns, name)] = 1
+        except ApiError as err:
+            log.warning("could not post event %s on %s/%s: %s", reason, ns, meta["name"], err)
+
+    def _event(
+        self, obj: dict[str, Any], name: str, type_: str, reason: str, message: str, now: str
+    ) -> dict[str, Any]:
+        meta = obj["metadata"]
+        return {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "metadata": {"name": name, "namespace": meta["namespace"]},
             "involvedObject": {
                 "apiVersion": obj.get("apiVersion", models.API_VERSION),
                 "kind": obj.get("kind", models.KIND),
                 "name": meta["name"],
                 "namespace": meta["namespace"],
                 "uid": meta.get("uid"),
-                "resourceVersion": meta.get("resourceVersion"),
             },
             "type": type_,
             "reason": reason,
@@ -218,15 +280,9 @@ class Kube:
             "lastTimestamp": now,
             "count": 1,
         }
-        try:
-            self.request(
-                "POST",
-                EVENTS.format(ns=meta["namespace"]),
-                body=event,
-                query={"fieldManager": FIELD_MANAGER},
-            )
-        except ApiError as err:
-            # An Event is best effort: never fail a reconcile over it.
-            log.warning(
-                "could not post event %s on %s/%s: %s", reason, meta["namespace"], meta["name"], err
-            )
+
+    def forget_events(self, namespace: str, name: str) -> None:
+        """Drop the aggregation state of a deleted object's Events."""
+        prefix = f"{name}."
+        for key in [k for k in self._event_counts if k[0] == namespace and k[1].startswith(prefix)]:
+            self._event_counts.pop(key, None)

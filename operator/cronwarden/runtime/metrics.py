@@ -26,6 +26,9 @@ from cronwarden.core.runs import parse_time
 from cronwarden.core.status import Outcome
 
 LABELS = ["namespace", "name"]
+# User-controlled label values (owner, runbook URL, schedule) are cut to this length,
+# so that a tenant cannot make every series of every task kilobytes long.
+MAX_LABEL_LENGTH = 128
 PREFIX = "cronwarden_task_"
 # Run durations from seconds to a day; start delays from instant to an hour.
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400)
@@ -38,6 +41,10 @@ class Snapshot:
     status: ScheduledTaskStatus
     created: datetime | None
     oldest_active: datetime | None
+
+
+def cap(value: str) -> str:
+    return value if len(value) <= MAX_LABEL_LENGTH else value[: MAX_LABEL_LENGTH - 3] + "..."
 
 
 def ts(value: datetime | None) -> float | None:
@@ -72,7 +79,20 @@ class TaskMetrics(Collector):
             "1 while this replica is the active one (it reconciles and exports task series).",
             registry=self.registry,
         )
+        self.over_limit = Gauge(
+            "cronwarden_namespace_tasks_over_limit",
+            "ScheduledTasks beyond --max-tasks-per-namespace in a namespace (not reconciled).",
+            ["namespace"],
+            registry=self.registry,
+        )
         self.registry.register(self)
+
+    def set_over_limit(self, namespace: str, count: int) -> None:
+        if count:
+            self.over_limit.labels(namespace).set(count)
+        else:
+            with contextlib.suppress(KeyError):
+                self.over_limit.remove(namespace)
 
     def set_active(self, active: bool) -> None:
         self.active.set(1 if active else 0)
@@ -83,6 +103,7 @@ class TaskMetrics(Collector):
             self._tasks.clear()
         self.run_duration.clear()
         self.start_delay.clear()
+        self.over_limit.clear()
 
     def update(self, task: ScheduledTask, outcome: Outcome) -> None:
         key = (task.namespace, task.name)
@@ -186,10 +207,10 @@ class TaskMetrics(Collector):
             info.add_metric(
                 [
                     *key,
-                    spec.schedule,
+                    cap(spec.schedule),
                     spec.time_zone or "",
-                    spec.owner or "",
-                    spec.runbook_url or "",
+                    cap(spec.owner or ""),
+                    cap(spec.runbook_url or ""),
                 ],
                 1,
             )

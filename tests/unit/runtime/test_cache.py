@@ -117,3 +117,23 @@ def test_controller_uid() -> None:
     not_controller = job("x")
     not_controller["metadata"]["ownerReferences"][0]["controller"] = False
     assert controller_uid(not_controller) is None
+
+
+def test_rank_is_the_position_among_the_namespaces_tasks_oldest_first() -> None:
+    cache = Cache()
+
+    def add(name: str, created: str, ns: str = "team-a") -> None:
+        body = {"metadata": {"name": name, "namespace": ns, "creationTimestamp": created}}
+        cache.task_event(None, body)
+
+    add("b", "2026-11-27T10:00:00Z")
+    add("a", "2026-11-27T10:00:00Z")  # same second: by name
+    add("c", "2026-11-27T09:00:00Z")
+    add("z", "2026-11-27T08:00:00Z", ns="team-b")
+    assert [cache.view(("team-a", n)).rank for n in ("c", "a", "b")] == [0, 1, 2]
+    assert cache.view(("team-b", "z")).rank == 0
+    assert cache.namespace_size("team-a") == 3
+    cache.task_event("DELETED", cache.tasks[("team-a", "c")])
+    assert [cache.view(("team-a", n)).rank for n in ("a", "b")] == [0, 1]
+    assert cache.task_at("team-a", 1) == ("team-a", "b")
+    assert cache.task_at("team-a", 2) is None
