@@ -27,6 +27,7 @@ Behaviour worth knowing (all robfig's):
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -122,6 +123,7 @@ class CronSchedule:
         return notes
 
 
+@functools.lru_cache(maxsize=4096)
 def parse(schedule: str, time_zone: str | None = None) -> CronSchedule:
     """Parse a CronJob's spec.schedule and spec.timeZone as the API server and controller do.
 
@@ -136,7 +138,23 @@ def parse(schedule: str, time_zone: str | None = None) -> CronSchedule:
 
 
 def _transitions(zone: tzinfo, start: int, end: int) -> list[tuple[int, int, int]]:
-    """Offset changes in [start, end): (first second of the new offset, before, after)."""
+    """Offset changes in [start, end): (first second of the new offset, before, after).
+
+    Searched a whole UTC day at a time and remembered per (zone, day window): every
+    task in a zone asks about the same days, and the search costs thousands of offset
+    lookups (it dominated a reconcile before it was cached)."""
+    day = 86400
+    first, last = start // day, -(-end // day)
+    changes = _day_transitions(zone, first, last)
+    return [c for c in changes if start <= c[0] < end]
+
+
+@functools.lru_cache(maxsize=256)
+def _day_transitions(zone: tzinfo, first_day: int, last_day: int) -> list[tuple[int, int, int]]:
+    return _scan_transitions(zone, first_day * 86400, last_day * 86400)
+
+
+def _scan_transitions(zone: tzinfo, start: int, end: int) -> list[tuple[int, int, int]]:
     step = 3 * 3600  # no zone changes its offset twice within three hours
     out = []
     u, off = start, robfig.offset(start, zone)

@@ -14,13 +14,12 @@ import logging
 from typing import Any
 
 import kopf
-from prometheus_client import start_http_server
 
 from cronwarden.api import models
 from cronwarden.core.builder import MANAGED_BY, MANAGED_BY_LABEL, TASK_LABEL
 from cronwarden.runtime.engine import Engine
 from cronwarden.runtime.kube import Kube, in_cluster, load_api_client
-from cronwarden.runtime.metrics import TaskMetrics
+from cronwarden.runtime.metrics import TaskMetrics, serve
 from cronwarden.settings import LIST_CHUNK_SIZE, Settings
 
 log = logging.getLogger(__name__)
@@ -51,7 +50,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.label_selectors["batch", "jobs"] = managed
     metrics = TaskMetrics()
     if config.metrics_port:
-        start_http_server(config.metrics_port, config.bind_address, registry=metrics.registry)
+        serve(metrics, config.bind_address, config.metrics_port)
         log.info("serving metrics on %s:%s/metrics", config.bind_address, config.metrics_port)
     kube = Kube(load_api_client(config.kubeconfig, connections=config.workers + 2))
     memo.engine = Engine(config, kube, metrics)

@@ -1,24 +1,28 @@
 """Prometheus metrics, defined in one place and derived from task status.
 
-Gauges and counters are produced at scrape time from the latest status of each
-task (a custom collector), so a restarted operator exports the same values as
-soon as it has reconciled each task once, and a deleted task's series vanish
-with it. Timestamps rather than ages; thresholds as metrics so one generic
-alert rule covers every task (helm/cronwarden/files/prometheus-rules.yaml).
-The two histograms observe runs as they are recorded.
+Per-task gauges and counters are derived from the latest status of each task, so
+a restarted operator exports the same values as soon as it has reconciled each
+task once, and a deleted task's series vanish with it. Timestamps rather than
+ages; thresholds as metrics so one generic alert rule covers every task
+(helm/cronwarden/files/prometheus-rules.yaml). The two histograms observe runs
+as they are recorded.
+
+Cost: a task's lines of text are rendered when its status changes, not at every
+scrape, and a scrape only joins them. With 10,000 tasks that is the difference
+between seconds and tens of milliseconds per scrape (`make bench`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Literal
 
-from prometheus_client import CollectorRegistry, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
+from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
 
 from cronwarden.api import models
 from cronwarden.api.models import ScheduledTask, ScheduledTaskStatus
@@ -33,6 +37,7 @@ PREFIX = "cronwarden_task_"
 # Run durations from seconds to a day; start delays from instant to an hour.
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400)
 DELAY_BUCKETS = (0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 @dataclass(frozen=True)
@@ -43,23 +48,195 @@ class Snapshot:
     oldest_active: datetime | None
 
 
+# A family's samples for one task: (extra label values, value); none means absent.
+Samples = Callable[[Snapshot], Iterable[tuple[tuple[str, ...], float]]]
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    kind: Literal["gauge", "counter"]
+    doc: str
+    samples: Samples
+    extra: tuple[str, ...] = ()
+
+
 def cap(value: str) -> str:
     return value if len(value) <= MAX_LABEL_LENGTH else value[: MAX_LABEL_LENGTH - 3] + "..."
-
-
-def ts(value: datetime | None) -> float | None:
-    return value.timestamp() if value is not None else None
 
 
 def is_true(status: ScheduledTaskStatus, type_: str) -> float:
     return float(any(c.type == type_ and c.status == "True" for c in status.conditions))
 
 
-class TaskMetrics(Collector):
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry or CollectorRegistry()
+def one(value: float | None) -> list[tuple[tuple[str, ...], float]]:
+    return [((), value)] if value is not None else []
+
+
+def timestamp(get: Callable[[Snapshot], datetime | None]) -> Samples:
+    return lambda s: one(t.timestamp() if (t := get(s)) is not None else None)
+
+
+def condition(type_: str) -> Samples:
+    return lambda s: one(is_true(s.status, type_))
+
+
+FAMILIES = [
+    Family(
+        "info",
+        "gauge",
+        "Always 1: the schedule, time zone, owner and runbook of a task, for joins.",
+        lambda s: [
+            (
+                (
+                    cap(s.spec.schedule),
+                    s.spec.time_zone or "",
+                    cap(s.spec.owner or ""),
+                    cap(s.spec.runbook_url or ""),
+                ),
+                1.0,
+            )
+        ],
+        ("schedule", "time_zone", "owner", "runbook_url"),
+    ),
+    Family(
+        "created_timestamp_seconds",
+        "gauge",
+        "When the task was created (Unix time).",
+        timestamp(lambda s: s.created),
+    ),
+    Family(
+        "last_schedule_timestamp_seconds",
+        "gauge",
+        "When the CronJob last started a Job.",
+        timestamp(lambda s: s.status.last_schedule_time),
+    ),
+    Family(
+        "last_success_timestamp_seconds",
+        "gauge",
+        "When the last successful run finished.",
+        timestamp(lambda s: s.status.last_successful_time),
+    ),
+    Family(
+        "last_failure_timestamp_seconds",
+        "gauge",
+        "When the last failed run failed.",
+        timestamp(lambda s: s.status.last_failure_time),
+    ),
+    Family(
+        "next_schedule_timestamp_seconds",
+        "gauge",
+        "The next slot; absent while suspended.",
+        timestamp(lambda s: s.status.next_schedule_time),
+    ),
+    Family(
+        "last_missed_timestamp_seconds",
+        "gauge",
+        "The most recent missed slot.",
+        timestamp(lambda s: s.status.last_missed_time),
+    ),
+    Family(
+        "oldest_active_run_start_timestamp_seconds",
+        "gauge",
+        "Start of the longest-running active Job; absent when none runs.",
+        timestamp(lambda s: s.oldest_active),
+    ),
+    Family(
+        "consecutive_failures",
+        "gauge",
+        "Failed runs since the last successful one.",
+        lambda s: one(s.status.consecutive_failures),
+    ),
+    Family(
+        "active_jobs", "gauge", "Jobs of the task running now.", lambda s: one(len(s.status.active))
+    ),
+    Family(
+        "late",
+        "gauge",
+        "1 when a due run did not start within the grace period.",
+        condition("Late"),
+    ),
+    Family(
+        "failing", "gauge", "1 when consecutive failures reached the limit.", condition("Failing")
+    ),
+    Family(
+        "stale", "gauge", "1 when no run succeeded within the success deadline.", condition("Stale")
+    ),
+    Family(
+        "long_running",
+        "gauge",
+        "1 when a run exceeds its duration limit.",
+        condition("LongRunning"),
+    ),
+    Family("suspended", "gauge", "1 when the task is suspended.", condition("Suspended")),
+    Family("ready", "gauge", "1 when the CronJob is in sync with the spec.", condition("Ready")),
+    Family(
+        "missed_run_grace_seconds",
+        "gauge",
+        "How late a run may start before it is missed.",
+        lambda s: one(models.effective_grace_seconds(s.spec)),
+    ),
+    Family(
+        "success_deadline_seconds",
+        "gauge",
+        "Longest acceptable time since the last success.",
+        lambda s: one(s.spec.success_deadline_seconds),
+    ),
+    Family(
+        "max_consecutive_failures",
+        "gauge",
+        "Failed runs in a row before the task is Failing.",
+        lambda s: one(models.effective_max_consecutive_failures(s.spec)),
+    ),
+    Family(
+        "max_run_duration_seconds",
+        "gauge",
+        "Longest acceptable duration of one run.",
+        lambda s: one(s.spec.max_run_duration_seconds),
+    ),
+    Family(
+        "runs_total",
+        "counter",
+        "Finished runs by result.",
+        lambda s: [(("succeeded",), s.status.succeeded), (("failed",), s.status.failed)],
+        ("result",),
+    ),
+    Family(
+        "missed_runs_total",
+        "counter",
+        "Scheduled runs that did not start.",
+        lambda s: one(s.status.missed_runs),
+    ),
+]
+
+
+def escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def render(namespace: str, name: str, snap: Snapshot) -> list[str]:
+    """The task's exposition lines, one string per family (empty when absent)."""
+    base = f'namespace="{escape(namespace)}",name="{escape(name)}"'
+    out = []
+    for family in FAMILIES:
+        lines = []
+        for extra, value in family.samples(snap):
+            labels = base + "".join(
+                f',{k}="{escape(v)}"' for k, v in zip(family.extra, extra, strict=True)
+            )
+            lines.append(f"{PREFIX}{family.name}{{{labels}}} {float(value)!r}\n")
+        out.append("".join(lines))
+    return out
+
+
+HEADERS = [f"# HELP {PREFIX}{f.name} {f.doc}\n# TYPE {PREFIX}{f.name} {f.kind}\n" for f in FAMILIES]
+
+
+class TaskMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
         self._lock = threading.Lock()
-        self._tasks: dict[tuple[str, str], Snapshot] = {}
+        self._lines: dict[tuple[str, str], list[str]] = {}
         self.run_duration = Histogram(
             PREFIX + "run_duration_seconds",
             "How long finished runs took, from Job start to completion or failure.",
@@ -85,7 +262,6 @@ class TaskMetrics(Collector):
             ["namespace"],
             registry=self.registry,
         )
-        self.registry.register(self)
 
     def set_over_limit(self, namespace: str, count: int) -> None:
         if count:
@@ -100,20 +276,22 @@ class TaskMetrics(Collector):
     def clear(self) -> None:
         """Forget every task: a standby replica exports no cronwarden_task_* series."""
         with self._lock:
-            self._tasks.clear()
+            self._lines.clear()
         self.run_duration.clear()
         self.start_delay.clear()
         self.over_limit.clear()
 
     def update(self, task: ScheduledTask, outcome: Outcome) -> None:
         key = (task.namespace, task.name)
+        snap = Snapshot(
+            task.spec,
+            outcome.status,
+            parse_time(task.metadata.get("creationTimestamp")),
+            outcome.oldest_active,
+        )
+        lines = render(*key, snap)
         with self._lock:
-            self._tasks[key] = Snapshot(
-                task.spec,
-                outcome.status,
-                parse_time(task.metadata.get("creationTimestamp")),
-                outcome.oldest_active,
-            )
+            self._lines[key] = lines
         for run in outcome.recorded:
             if run.start is not None and run.finished is not None:
                 self.run_duration.labels(*key).observe((run.finished - run.start).total_seconds())
@@ -123,142 +301,42 @@ class TaskMetrics(Collector):
 
     def forget(self, namespace: str, name: str) -> None:
         with self._lock:
-            known = self._tasks.pop((namespace, name), None)
+            known = self._lines.pop((namespace, name), None)
         if known is not None:
             for histogram in (self.run_duration, self.start_delay):
                 with contextlib.suppress(KeyError):
                     histogram.remove(namespace, name)
 
-    def describe(self) -> Iterator[Metric]:
-        return iter(())
-
-    def collect(self) -> Iterator[Metric]:
+    def exposition(self) -> bytes:
+        """The whole /metrics page: the registry's metrics, then the task families."""
         with self._lock:
-            tasks = dict(self._tasks)
+            tasks = [self._lines[k] for k in sorted(self._lines)]
+        parts = [generate_latest(self.registry).decode()]
+        for i, header in enumerate(HEADERS):
+            parts.append(header)
+            parts.extend(lines[i] for lines in tasks)
+        return "".join(parts).encode()
 
-        def gauge(name: str, doc: str, extra: list[str] | None = None) -> GaugeMetricFamily:
-            return GaugeMetricFamily(PREFIX + name, doc, labels=LABELS + (extra or []))
 
-        info = gauge(
-            "info",
-            "Always 1: the schedule, time zone, owner and runbook of a task, for joins.",
-            ["schedule", "time_zone", "owner", "runbook_url"],
-        )
-        times = {
-            "created_timestamp_seconds": gauge(
-                "created_timestamp_seconds", "When the task was created (Unix time)."
-            ),
-            "last_schedule_timestamp_seconds": gauge(
-                "last_schedule_timestamp_seconds", "When the CronJob last started a Job."
-            ),
-            "last_success_timestamp_seconds": gauge(
-                "last_success_timestamp_seconds", "When the last successful run finished."
-            ),
-            "last_failure_timestamp_seconds": gauge(
-                "last_failure_timestamp_seconds", "When the last failed run failed."
-            ),
-            "next_schedule_timestamp_seconds": gauge(
-                "next_schedule_timestamp_seconds", "The next slot; absent while suspended."
-            ),
-            "last_missed_timestamp_seconds": gauge(
-                "last_missed_timestamp_seconds", "The most recent missed slot."
-            ),
-        }
-        oldest_active = gauge(
-            "oldest_active_run_start_timestamp_seconds",
-            "Start of the longest-running active Job; absent when none runs.",
-        )
-        values = {
-            "consecutive_failures": gauge(
-                "consecutive_failures", "Failed runs since the last successful one."
-            ),
-            "active_jobs": gauge("active_jobs", "Jobs of the task running now."),
-            "late": gauge("late", "1 when a due run did not start within the grace period."),
-            "failing": gauge("failing", "1 when consecutive failures reached the limit."),
-            "stale": gauge("stale", "1 when no run succeeded within the success deadline."),
-            "long_running": gauge("long_running", "1 when a run exceeds its duration limit."),
-            "suspended": gauge("suspended", "1 when the task is suspended."),
-            "ready": gauge("ready", "1 when the CronJob is in sync with the spec."),
-        }
-        thresholds = {
-            "missed_run_grace_seconds": gauge(
-                "missed_run_grace_seconds", "How late a run may start before it is missed."
-            ),
-            "success_deadline_seconds": gauge(
-                "success_deadline_seconds", "Longest acceptable time since the last success."
-            ),
-            "max_consecutive_failures": gauge(
-                "max_consecutive_failures", "Failed runs in a row before the task is Failing."
-            ),
-            "max_run_duration_seconds": gauge(
-                "max_run_duration_seconds", "Longest acceptable duration of one run."
-            ),
-        }
-        runs = CounterMetricFamily(
-            PREFIX + "runs", "Finished runs by result.", labels=[*LABELS, "result"]
-        )
-        missed = CounterMetricFamily(
-            PREFIX + "missed_runs", "Scheduled runs that did not start.", labels=LABELS
-        )
+def serve(metrics: TaskMetrics, address: str, port: int) -> ThreadingHTTPServer:
+    """Serve GET /metrics from a daemon thread."""
 
-        for (namespace, name), snap in sorted(tasks.items()):
-            key = [namespace, name]
-            spec, st = snap.spec, snap.status
-            info.add_metric(
-                [
-                    *key,
-                    cap(spec.schedule),
-                    spec.time_zone or "",
-                    cap(spec.owner or ""),
-                    cap(spec.runbook_url or ""),
-                ],
-                1,
-            )
-            for metric, value in (
-                ("created_timestamp_seconds", ts(snap.created)),
-                ("last_schedule_timestamp_seconds", ts(st.last_schedule_time)),
-                ("last_success_timestamp_seconds", ts(st.last_successful_time)),
-                ("last_failure_timestamp_seconds", ts(st.last_failure_time)),
-                ("next_schedule_timestamp_seconds", ts(st.next_schedule_time)),
-                ("last_missed_timestamp_seconds", ts(st.last_missed_time)),
-            ):
-                if value is not None:
-                    times[metric].add_metric(key, value)
-            if snap.oldest_active is not None:
-                oldest_active.add_metric(key, snap.oldest_active.timestamp())
-            values["consecutive_failures"].add_metric(key, st.consecutive_failures)
-            values["active_jobs"].add_metric(key, len(st.active))
-            for metric, condition in (
-                ("late", "Late"),
-                ("failing", "Failing"),
-                ("stale", "Stale"),
-                ("long_running", "LongRunning"),
-                ("suspended", "Suspended"),
-                ("ready", "Ready"),
-            ):
-                values[metric].add_metric(key, is_true(st, condition))
-            thresholds["missed_run_grace_seconds"].add_metric(
-                key, models.effective_grace_seconds(spec)
-            )
-            if spec.success_deadline_seconds is not None:
-                thresholds["success_deadline_seconds"].add_metric(
-                    key, spec.success_deadline_seconds
-                )
-            thresholds["max_consecutive_failures"].add_metric(
-                key, models.effective_max_consecutive_failures(spec)
-            )
-            if spec.max_run_duration_seconds is not None:
-                thresholds["max_run_duration_seconds"].add_metric(
-                    key, spec.max_run_duration_seconds
-                )
-            runs.add_metric([*key, "succeeded"], st.succeeded)
-            runs.add_metric([*key, "failed"], st.failed)
-            missed.add_metric(key, st.missed_runs)
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path.split("?")[0] not in ("/metrics", "/"):
+                self.send_error(404, "only /metrics is served here")
+                return
+            body = metrics.exposition()
+            self.send_response(200)
+            self.send_header("Content-Type", CONTENT_TYPE)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
 
-        yield info
-        yield from times.values()
-        yield oldest_active
-        yield from values.values()
-        yield from thresholds.values()
-        yield runs
-        yield missed
+        def log_message(self, format: str, *args: object) -> None:
+            pass  # one line per scrape would drown the operator's log
+
+    server = ThreadingHTTPServer((address, port), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+    return server

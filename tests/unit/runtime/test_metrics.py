@@ -1,20 +1,58 @@
-"""Task metrics: bounded label values, and nothing exported by a standby."""
+"""Task metrics: a valid exposition, bounded label values, nothing from a standby."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from cronwarden.core.status import compute_status
 from cronwarden.runtime.metrics import MAX_LABEL_LENGTH, TaskMetrics
-from tests.unit.factories import task
+from tests.unit.factories import job, task
 
-NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+NOW = datetime(2026, 11, 28, 2, 31, 10, tzinfo=UTC)
+DONE = job(
+    "backup-1",
+    scheduled="2026-11-28T02:30:00Z",
+    start="2026-11-28T02:30:01Z",
+    complete="2026-11-28T02:31:00Z",
+)
 
 
 def exposition(metrics: TaskMetrics) -> str:
-    return generate_latest(metrics.registry).decode()
+    return metrics.exposition().decode()
+
+
+def samples(metrics: TaskMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of the page, parsed by Prometheus' own client parser."""
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(exposition(metrics))
+        for s in family.samples
+    }
+
+
+def test_the_page_parses_and_carries_the_status() -> None:
+    metrics = TaskMetrics()
+    cronjob = {
+        "metadata": {"name": "backup"},
+        "status": {"lastScheduleTime": "2026-11-28T02:30:00Z"},
+    }
+    t = task({"owner": 'team "a"\\ops', "successDeadlineSeconds": 3600})
+    metrics.update(t, compute_status(t, cronjob, [DONE], NOW))
+    got = samples(metrics)
+    key = (("name", "backup"), ("namespace", "team-a"))
+    assert got[("cronwarden_task_runs_total", (*key, ("result", "succeeded")))] == 1.0
+    assert got[("cronwarden_task_missed_runs_total", key)] == 0.0
+    assert got[("cronwarden_task_success_deadline_seconds", key)] == 3600.0
+    assert (
+        got[("cronwarden_task_last_success_timestamp_seconds", key)]
+        == datetime(2026, 11, 28, 2, 31, tzinfo=UTC).timestamp()
+    )
+    assert ("cronwarden_task_max_run_duration_seconds", key) not in got  # unset: absent
+    info = next(k for k in got if k[0] == "cronwarden_task_info")
+    assert ("owner", 'team "a"\\ops') in info[1]  # escaped and read back
+    assert got[("cronwarden_task_run_duration_seconds_count", key)] == 1.0
 
 
 def test_user_controlled_label_values_are_capped() -> None:
@@ -22,12 +60,11 @@ def test_user_controlled_label_values_are_capped() -> None:
     long_owner = "team-" + "x" * 200
     t = task({"owner": long_owner, "runbookURL": "https://example.com/" + "r" * 1000})
     metrics.update(t, compute_status(t, None, [], NOW))
-    text = exposition(metrics)
-    info = next(line for line in text.splitlines() if line.startswith("cronwarden_task_info{"))
-    assert long_owner not in info
-    owner = info.split('owner="')[1].split('"')[0]
-    assert len(owner) == MAX_LABEL_LENGTH
-    assert owner.endswith("...")
+    info = next(k for k in samples(metrics) if k[0] == "cronwarden_task_info")
+    labels = dict(info[1])
+    assert len(labels["owner"]) == MAX_LABEL_LENGTH
+    assert labels["owner"].endswith("...")
+    assert len(labels["runbook_url"]) == MAX_LABEL_LENGTH
 
 
 def test_a_standby_exports_no_task_series() -> None:
@@ -36,21 +73,26 @@ def test_a_standby_exports_no_task_series() -> None:
     metrics.set_active(True)
     metrics.set_over_limit("team-a", 3)
     metrics.update(t, compute_status(t, None, [], NOW))
-    assert "cronwarden_task_info{" in exposition(metrics)
+    assert any(k[0] == "cronwarden_task_info" for k in samples(metrics))
     metrics.clear()
     metrics.set_active(False)
-    text = exposition(metrics)
-    assert not [
-        line
-        for line in text.splitlines()
-        if line.startswith(("cronwarden_task_", "cronwarden_namespace_"))
-    ]
-    assert "cronwarden_operator_active 0.0" in text
+    names = {k[0] for k in samples(metrics)}
+    assert not {n for n in names if n.startswith(("cronwarden_task_", "cronwarden_namespace_"))}
+    assert samples(metrics)[("cronwarden_operator_active", ())] == 0.0
 
 
 def test_over_limit_series_disappears_at_zero() -> None:
     metrics = TaskMetrics()
     metrics.set_over_limit("team-a", 2)
-    assert 'cronwarden_namespace_tasks_over_limit{namespace="team-a"} 2.0' in exposition(metrics)
+    key = ("cronwarden_namespace_tasks_over_limit", (("namespace", "team-a"),))
+    assert samples(metrics)[key] == 2.0
     metrics.set_over_limit("team-a", 0)
-    assert "cronwarden_namespace_tasks_over_limit{" not in exposition(metrics)
+    assert key not in samples(metrics)
+
+
+def test_a_deleted_task_leaves_no_series() -> None:
+    metrics = TaskMetrics()
+    t = task()
+    metrics.update(t, compute_status(t, None, [DONE], NOW))
+    metrics.forget("team-a", "backup")
+    assert not [k for k in samples(metrics) if dict(k[1]).get("name") == "backup"]
