@@ -512,9 +512,9 @@ def dashboard_queries() -> list[str]:
 
 def exported_metric_names() -> set[str]:
     """The series names the operator exports, from its metrics module."""
-    from cronwarden.runtime.metrics import TaskMetrics
+    from cronwarden.runtime.metrics import FAMILIES, PREFIX, TaskMetrics
 
-    names: set[str] = set()
+    names: set[str] = {PREFIX + f.name for f in FAMILIES}
     for family in TaskMetrics().registry.collect():
         names.add(family.name)
         if family.type == "counter":
