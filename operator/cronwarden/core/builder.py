@@ -23,11 +23,6 @@ def labels_for(task_name: str) -> dict[str, str]:
     return {MANAGED_BY_LABEL: MANAGED_BY, TASK_LABEL: task_name}
 
 
-def selector_for(task_name: str) -> str:
-    """Label selector for the CronJob and Jobs of one task."""
-    return f"{MANAGED_BY_LABEL}={MANAGED_BY},{TASK_LABEL}={task_name}"
-
-
 def cronjob_name(task: ScheduledTask) -> str:
     return task.name
 

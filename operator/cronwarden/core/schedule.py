@@ -85,11 +85,6 @@ class CronSchedule:
     _spec: robfig.Spec = field(repr=False, compare=False)
     _zone: tzinfo = field(repr=False, compare=False)
 
-    @property
-    def is_every(self) -> bool:
-        """True for `@every <duration>`: a fixed interval, independent of time zones."""
-        return isinstance(self._spec, robfig.Every)
-
     def next(self, after: datetime) -> datetime | None:
         """The first slot strictly after `after`, or None if the schedule never fires.
 

@@ -86,9 +86,9 @@ class Engine:
                 over = self.cache.namespace_size(namespace) - limit
                 self.metrics.set_over_limit(namespace, max(over, 0))
         log.info(
-            "active: reconciling %d task(s) with %d worker(s)",
-            len(self.cache.tasks),
+            "active: reconciling with %d worker(s); the cache holds %s",
             self.settings.workers,
+            ", ".join(f"{n} {kind}" for kind, n in self.cache.counts().items()),
         )
 
     async def stop_workers(self) -> None:

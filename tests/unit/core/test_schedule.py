@@ -314,11 +314,7 @@ def test_schedule_error_is_a_value_error() -> None:
 
 def test_parse_keeps_the_spec_fields() -> None:
     sched = parse("@every 1h", "Europe/Berlin")
-    assert (sched.expression, sched.time_zone, sched.is_every) == (
-        "@every 1h",
-        "Europe/Berlin",
-        True,
-    )
+    assert (sched.expression, sched.time_zone) == ("@every 1h", "Europe/Berlin")
     assert parse("0 * * * *") == parse("0 * * * *")
 
 
