@@ -34,6 +34,9 @@ DEFAULT_SUCCESSFUL_JOBS_HISTORY_LIMIT = 3
 DEFAULT_FAILED_JOBS_HISTORY_LIMIT = 1
 DEFAULT_MISSED_RUN_GRACE_SECONDS = 60
 DEFAULT_MAX_CONSECUTIVE_FAILURES = 1
+# The CronJob always names its zone, so that kube-controller-manager's own zone
+# never matters and the operator predicts the slots the controller starts.
+DEFAULT_TIME_ZONE = "Etc/UTC"
 
 # robfig/cron v3 (which the CronJob controller uses) accepts five whitespace-separated
 # fields or a descriptor; the field contents are checked by the operator.
@@ -78,8 +81,11 @@ class ScheduledTaskSpec(Model):
         Field(
             min_length=1,
             max_length=64,
-            description="IANA time zone of the schedule, such as Europe/Berlin. Defaults "
-            "to the time zone of kube-controller-manager (usually UTC).",
+            description="IANA time zone of the schedule, such as Europe/Berlin. Defaults to "
+            f"{DEFAULT_TIME_ZONE}: the CronJob that cronwarden builds always carries an explicit "
+            f"timeZone (this one, or {DEFAULT_TIME_ZONE} when unset), so the time zone of "
+            "kube-controller-manager never matters and cronwarden predicts the slots that the "
+            "CronJob controller starts.",
         ),
     ] = None
     suspend: Annotated[
@@ -183,6 +189,10 @@ def effective_grace_seconds(spec: ScheduledTaskSpec) -> int:
 
 def effective_max_consecutive_failures(spec: ScheduledTaskSpec) -> int:
     return _default(spec.max_consecutive_failures, DEFAULT_MAX_CONSECUTIVE_FAILURES)
+
+
+def effective_time_zone(spec: ScheduledTaskSpec) -> str:
+    return spec.time_zone if spec.time_zone is not None else DEFAULT_TIME_ZONE
 
 
 def effective_concurrency_policy(spec: ScheduledTaskSpec) -> str:

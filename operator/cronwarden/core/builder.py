@@ -57,6 +57,8 @@ def cronjob_spec(task: ScheduledTask) -> dict[str, Any]:
     successful, failed = models.effective_history_limits(spec)
     out: dict[str, Any] = {
         "schedule": spec.schedule,
+        # Always explicit: the controller and the operator evaluate the same zone.
+        "timeZone": models.effective_time_zone(spec),
         "suspend": bool(spec.suspend),
         "concurrencyPolicy": models.effective_concurrency_policy(spec),
         "startingDeadlineSeconds": models.effective_starting_deadline_seconds(spec),
@@ -64,8 +66,6 @@ def cronjob_spec(task: ScheduledTask) -> dict[str, Any]:
         "failedJobsHistoryLimit": failed,
         "jobTemplate": _job_template(task),
     }
-    if spec.time_zone is not None:
-        out["timeZone"] = spec.time_zone
     return out
 
 

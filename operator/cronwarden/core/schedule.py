@@ -19,7 +19,9 @@ Behaviour worth knowing (all robfig's):
 - A slot in a repeated hour (fall back) runs twice, once per offset.
 - Day-of-month and day-of-week: if either field starts with `*` or `?` (`*/1` counts,
   `*/2` does not), a day must match both; otherwise it may match either.
-- Without a timeZone the controller uses its own local zone; here that is taken as UTC.
+- Without a timeZone the controller uses its own local zone. cronwarden never leaves it
+  unset: the CronJob it builds names Etc/UTC when the task names no zone, and `parse`
+  with no zone evaluates Etc/UTC too, so both sides agree whatever the host's zone.
 - `Next` gives up after five years: `0 0 30 2 *` parses but never fires (None here).
 - Where robfig would loop forever (a calendar day skipped by the zone, as Pacific/Apia
   on 2011-12-30) we return None too.
@@ -33,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from cronwarden.api.models import DEFAULT_TIME_ZONE
 from cronwarden.core import schedule_robfig as robfig
 from cronwarden.core.schedule_robfig import ScheduleError, UnknownTimeZoneError
 
@@ -57,6 +60,8 @@ def _load_zone(name: str) -> tzinfo:
                 f"timeZone: {name!r} is not a valid time zone name (expected an IANA name "
                 "such as Europe/Berlin or America/New_York)"
             )
+    if name == DEFAULT_TIME_ZONE:
+        return UTC  # the default needs no tz database: Etc/UTC never changes its offset
     if name.lower() == "local":
         raise UnknownTimeZoneError(
             "timeZone: 'Local' is not allowed; name an explicit IANA time zone"
@@ -81,7 +86,7 @@ class CronSchedule:
     """A parsed CronJob schedule. Build it with `parse`; all results are aware UTC."""
 
     expression: str
-    time_zone: str | None
+    time_zone: str
     _spec: robfig.Spec = field(repr=False, compare=False)
     _zone: tzinfo = field(repr=False, compare=False)
 
@@ -114,7 +119,7 @@ class CronSchedule:
         start = int(_aware("now", now).timestamp())
         notes: list[str] = []
         for change in _transitions(self._zone, start, start + days * 86400):
-            notes += _dst_change_notes(self._spec, self._zone, self.time_zone or "UTC", *change)
+            notes += _dst_change_notes(self._spec, self._zone, self.time_zone, *change)
         return notes
 
 
@@ -124,12 +129,13 @@ def parse(schedule: str, time_zone: str | None = None) -> CronSchedule:
 
     Raises ScheduleError for a schedule the API server would reject (including any "TZ"
     in it: timeZone is the supported way), and UnknownTimeZoneError for a bad timeZone.
+    No time zone means Etc/UTC, the zone the built CronJob names when the task names none.
     """
     if "TZ" in schedule:
         raise ScheduleError("schedule: must not contain TZ= or CRON_TZ=; set timeZone instead")
     spec = robfig.parse_standard(schedule)
-    zone: tzinfo = UTC if time_zone is None else _load_zone(time_zone)
-    return CronSchedule(schedule, time_zone, spec, zone)
+    name = DEFAULT_TIME_ZONE if time_zone is None else time_zone
+    return CronSchedule(schedule, name, spec, _load_zone(name))
 
 
 def _transitions(zone: tzinfo, start: int, end: int) -> list[tuple[int, int, int]]:

@@ -80,7 +80,7 @@ def compute_status(
     sched: schedule.CronSchedule | None = None
     if problem is None:
         try:
-            sched = schedule.parse(spec.schedule, spec.time_zone)
+            sched = schedule.parse(spec.schedule, models.effective_time_zone(spec))
         except schedule.UnknownTimeZoneError as err:
             problem = Problem("UnknownTimeZone", str(err))
         except schedule.ScheduleError as err:

@@ -90,7 +90,7 @@ FAMILIES = [
             (
                 (
                     cap(s.spec.schedule),
-                    s.spec.time_zone or "",
+                    models.effective_time_zone(s.spec),
                     cap(s.spec.owner or ""),
                     cap(s.spec.runbook_url or ""),
                 ),

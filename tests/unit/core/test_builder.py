@@ -34,7 +34,7 @@ def test_defaults_are_filled_in() -> None:
     assert spec["startingDeadlineSeconds"] == 300
     assert spec["successfulJobsHistoryLimit"] == 3
     assert spec["failedJobsHistoryLimit"] == 1
-    assert "timeZone" not in spec
+    assert spec["timeZone"] == "Etc/UTC"  # always explicit: never the controller's own zone
     assert spec["jobTemplate"]["spec"]["template"]["spec"]["restartPolicy"] == "Never"
 
 

@@ -438,3 +438,15 @@ def test_matches_robfig(case: dict[str, Any], want: dict[str, Any]) -> None:
 
 def test_module_exports() -> None:
     assert set(schedule.__all__) >= {"parse", "CronSchedule", "ScheduleError"}
+
+
+def test_no_time_zone_means_etc_utc_like_the_built_cronjob() -> None:
+    # The CronJob names Etc/UTC when the task names no zone; the prediction agrees.
+    default = parse("30 2 * * *")
+    assert default.time_zone == "Etc/UTC"
+    after = datetime(2026, 3, 28, 12, tzinfo=UTC)
+    assert default.slots(after, after + timedelta(days=3)) == parse("30 2 * * *", "Etc/UTC").slots(
+        after, after + timedelta(days=3)
+    )
+    assert default.next(after) == datetime(2026, 3, 29, 2, 30, tzinfo=UTC)
+    assert default.dst_notes(after) == []

@@ -248,3 +248,10 @@ def test_the_cronjobs_last_success_is_a_lower_bound_after_downtime() -> None:
     status = compute_status(failing, older, [], AFTER_THE_RUN).status
     assert status.last_successful_time == datetime(2026, 11, 20, 2, 31, tzinfo=UTC)
     assert status.consecutive_failures == 1
+
+
+def test_no_time_zone_is_predicted_in_etc_utc() -> None:
+    unset, _ = status_and_events(task(), CRONJOB, [], JUST_BEFORE_THE_RUN)
+    explicit, _ = status_and_events(task({"timeZone": "Etc/UTC"}), CRONJOB, [], JUST_BEFORE_THE_RUN)
+    assert unset.next_schedule_time == explicit.next_schedule_time
+    assert unset.next_schedule_time == datetime(2026, 11, 28, 2, 30, tzinfo=UTC)
