@@ -38,8 +38,11 @@ def task_body(spec: dict[str, Any] | None = None, **meta: Any) -> dict[str, Any]
     return body
 
 
-def task(spec: dict[str, Any] | None = None, status: dict[str, Any] | None = None) -> ScheduledTask:
-    body = task_body(spec)
+def task(
+    spec: dict[str, Any] | None = None, status: dict[str, Any] | None = None, **meta: Any
+) -> ScheduledTask:
+    """A parsed task; `meta` overrides metadata fields (generation, creationTimestamp)."""
+    body = task_body(spec, **meta)
     if status is not None:
         body["status"] = status
     return ScheduledTask.model_validate(body)
@@ -53,6 +56,7 @@ def job(
     complete: str | None = None,
     failed: str | None = None,
     reason: str = "BackoffLimitExceeded",
+    created: str | None = None,
 ) -> dict[str, Any]:
     conditions: list[dict[str, Any]] = []
     status: dict[str, Any] = {}
@@ -76,7 +80,7 @@ def job(
     annotations = {}
     if scheduled:
         annotations["batch.kubernetes.io/cronjob-scheduled-timestamp"] = scheduled
-    return {
-        "metadata": {"name": name, "namespace": "team-a", "annotations": annotations},
-        "status": status,
-    }
+    metadata: dict[str, Any] = {"name": name, "namespace": "team-a", "annotations": annotations}
+    if created:
+        metadata["creationTimestamp"] = created
+    return {"metadata": metadata, "status": status}

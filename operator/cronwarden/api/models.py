@@ -251,6 +251,26 @@ class LastRun(StatusModel):
     )
 
 
+class Judging(StatusModel):
+    """The schedule whose slots are judged, and since when. A slot at or before `since`
+    is never judged, so editing the schedule or time zone, or resuming, raises no
+    alarm about slots of the new schedule that lie before the change."""
+
+    schedule: Annotated[str, Field(description="The spec.schedule being judged.")]
+    time_zone: Annotated[
+        str,
+        Field(description=f"The zone it is evaluated in (spec.timeZone or {DEFAULT_TIME_ZONE})."),
+    ]
+    since: Annotated[
+        datetime,
+        Field(
+            description="Slots at or before this instant are not judged: the task's creation, "
+            "or when the operator observed the last change of schedule or time zone, or the "
+            "last resume."
+        ),
+    ]
+
+
 class ScheduledTaskStatus(StatusModel):
     """Observed state, written by the operator through the status subresource."""
 
@@ -283,6 +303,12 @@ class ScheduledTaskStatus(StatusModel):
     ] = 0
     succeeded: Annotated[int, Field(ge=0, description="Successful runs recorded.")] = 0
     failed: Annotated[int, Field(ge=0, description="Failed runs recorded.")] = 0
+    judging: Annotated[
+        Judging | None,
+        Field(
+            description="The schedule and time zone that slots are judged against, and since when."
+        ),
+    ] = None
     conditions: Annotated[
         list[Condition],
         Field(description="Ready, Late, Failing, Stale, LongRunning and Suspended."),

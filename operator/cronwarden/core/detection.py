@@ -5,11 +5,13 @@ How a slot is judged (docs/detection.md):
 - A slot s is due once now >= s + missedRunGraceSeconds. It is *met* when the
   CronJob controller started a Job for it (its scheduled-timestamp annotation is
   s, so lastScheduleTime >= s).
-- Only slots after the watermark are judged: the latest of the task's creation,
-  the CronJob's lastScheduleTime, the last missed slot already counted, and the
-  moment the task was last resumed. Slots at or before it were met or counted
-  already, so each missed slot is counted once, and Jobs deleted by history
-  limits cannot make old slots look missed.
+- Only slots after the watermark are judged: the latest of the CronJob's
+  lastScheduleTime, the last missed slot already counted, and `status.judging.since`
+  (the task's creation, the last observed change of schedule or time zone, the
+  last resume). Slots at or before it were met, counted, or belong to a schedule
+  that no longer applies, so each missed slot is counted once, Jobs deleted by
+  history limits cannot make old slots look missed, and a schedule edit never
+  judges the new schedule's slots before the edit.
 - Suspended: no slot is due; slots that passed while suspended are not missed.
 - concurrencyPolicy Forbid with a run still active at the slot: the controller
   skips the slot on purpose; it is not counted as missed (the overlong-run alert
@@ -23,6 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from cronwarden.api.models import Judging, ScheduledTaskStatus
+from cronwarden.core.conditions import SUSPENDED
 from cronwarden.core.runs import Run
 from cronwarden.core.schedule import CronSchedule
 
@@ -35,6 +39,51 @@ MAX_SLOTS_JUDGED = 10_000
 class SlotVerdict:
     missed: list[datetime]
     skipped_forbid: list[datetime]
+
+
+def judging(
+    prev: ScheduledTaskStatus,
+    *,
+    schedule: str,
+    time_zone: str,
+    suspended: bool,
+    generation: int,
+    created: datetime,
+    now: datetime,
+) -> Judging:
+    """The schedule that slots are judged against, and since when (status.judging).
+
+    `since` moves to `now` when the operator observes a new schedule or time zone, or
+    the task being resumed, and stays put otherwise; it lives in status, so a restart
+    keeps it. Other edits (owner, limits, the job template) leave it alone, so they
+    cannot hide a slot that is about to become due."""
+    was_suspended = any(c.type == SUSPENDED and c.status == "True" for c in prev.conditions)
+    old = prev.judging
+    if old is None:
+        since = _since_unrecorded(prev, generation, created, now)
+    elif (old.schedule, old.time_zone) != (schedule, time_zone) or (
+        was_suspended and not suspended
+    ):
+        since = now
+    else:
+        since = old.since
+    return Judging(schedule=schedule, time_zone=time_zone, since=since)
+
+
+def _since_unrecorded(
+    prev: ScheduledTaskStatus, generation: int, created: datetime, now: datetime
+) -> datetime:
+    """`since` for a new task, or a status written before status.judging existed."""
+    if prev.observed_generation is None:
+        return created
+    if prev.observed_generation != generation:
+        return now  # an edit the previous version did not see: it may be the schedule
+    suspended = next((c for c in prev.conditions if c.type == SUSPENDED), None)
+    if suspended is None:
+        return created
+    if suspended.status == "True":
+        return now
+    return max(created, suspended.last_transition_time)
 
 
 def active_at(runs: list[Run], when: datetime) -> bool:

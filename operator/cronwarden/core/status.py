@@ -12,9 +12,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cronwarden.api import models
-from cronwarden.api.models import Condition, LastRun, ScheduledTask, ScheduledTaskStatus
+from cronwarden.api.models import LastRun, ScheduledTask, ScheduledTaskStatus
 from cronwarden.core import detection, schedule
-from cronwarden.core.conditions import SUSPENDED, Conditions, Event, Problem
+from cronwarden.core.conditions import Conditions, Event, Problem
 from cronwarden.core.runs import Run, describe, new_runs, parse_time, run_of
 
 
@@ -97,15 +97,20 @@ def compute_status(
     grace = timedelta(seconds=models.effective_grace_seconds(spec))
     missed_runs, last_missed = prev.missed_runs, prev.last_missed_time
     next_run: datetime | None = None
+    judging = detection.judging(
+        prev,
+        schedule=spec.schedule,
+        time_zone=models.effective_time_zone(spec),
+        suspended=bool(spec.suspend),
+        generation=task.generation,
+        created=created,
+        now=now,
+    )
     if sched is not None and not spec.suspend:
         next_run = sched.next(now)
         verdict = detection.judge_slots(
             sched,
-            watermark=max(
-                t
-                for t in (created, last_schedule, last_missed, resumed_at(prev.conditions, now))
-                if t is not None
-            ),
+            watermark=max(t for t in (judging.since, last_schedule, last_missed) if t is not None),
             last_schedule=last_schedule,
             now=now,
             grace=grace,
@@ -157,6 +162,7 @@ def compute_status(
         consecutive_failures=consecutive,
         succeeded=succeeded,
         failed=failed,
+        judging=judging,
         conditions=cond.done(),
     )
     wake = detection.wake_at(
@@ -169,16 +175,6 @@ def compute_status(
     )
     starts = [r.start for r in runs if r.result == "Running" and r.start is not None]
     return Outcome(status, events, recorded, wake, min(starts, default=None))
-
-
-def resumed_at(conditions: list[Condition], now: datetime) -> datetime | None:
-    """When the (not suspended) task was last resumed: slots before it are not
-    judged, so a suspension is not reported as missed runs. Called while the task
-    is not suspended: if the previous status says it was, it is being resumed now."""
-    suspended = next((c for c in conditions if c.type == SUSPENDED), None)
-    if suspended is None:
-        return None
-    return now if suspended.status == "True" else suspended.last_transition_time
 
 
 def describe_missed(slots: list[datetime], grace: timedelta) -> str:
