@@ -89,17 +89,27 @@ class Conditions:
             name = cronjob["metadata"]["name"]
             self.set(READY, True, "Reconciled", f"CronJob {name} is in sync with the spec")
 
-    def late(self, late: bool, last_missed: datetime | None, grace: timedelta) -> None:
-        if late and last_missed is not None:
+    def late(
+        self, late: bool, last_missed: datetime | None, grace: timedelta, *, suspended: bool
+    ) -> None:
+        if suspended:
+            self.set(LATE, False, "Suspended", "spec.suspend is true: slots are not judged")
+        elif late and last_missed is not None:
             when = last_missed.strftime("%Y-%m-%dT%H:%M:%SZ")
             self.set(
                 LATE,
                 True,
                 "MissedSchedule",
-                f"the run scheduled at {when} did not start within {int(grace.total_seconds())}s",
+                f"the run scheduled at {when} did not start within "
+                f"{int(grace.total_seconds())}s, and no run started since has succeeded",
             )
         else:
-            self.set(LATE, False, "OnSchedule", "every due run has started")
+            self.set(
+                LATE,
+                False,
+                "OnSchedule",
+                "every due run started, or a run that started after the last missed one succeeded",
+            )
 
     def failing(self, consecutive: int, limit: int, last_run: LastRun | None) -> None:
         message = f"{consecutive} failed run(s) in a row, limit {limit}"

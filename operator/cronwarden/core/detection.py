@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from cronwarden.api.models import Judging, ScheduledTaskStatus
+from cronwarden.api.models import Judging, LastRun, ScheduledTaskStatus
 from cronwarden.core.conditions import SUSPENDED
 from cronwarden.core.runs import Run
 from cronwarden.core.schedule import CronSchedule
@@ -118,6 +118,20 @@ def judge_slots(
         else:
             missed.append(slot)
     return SlotVerdict(missed, skipped)
+
+
+def caught_up(missed: datetime, runs: list[Run], last_run: LastRun | None) -> bool:
+    """Whether the work of the missed slot is done: a run (scheduled or started by
+    hand) that started at or after the slot succeeded. The Jobs still present are
+    checked, and the last recorded run, whose Job may already be gone."""
+    if (
+        last_run is not None
+        and last_run.result == "Succeeded"
+        and last_run.start_time is not None
+        and last_run.start_time >= missed
+    ):
+        return True
+    return any(r.result == "Succeeded" and r.since is not None and r.since >= missed for r in runs)
 
 
 def overdue_runs(runs: list[Run], now: datetime, limit: timedelta | None) -> list[Run]:

@@ -29,6 +29,13 @@ class Run:
     result: Literal["Running", "Succeeded", "Failed"]
     reason: str | None = None
     message: str | None = None
+    created: datetime | None = None
+
+    @property
+    def since(self) -> datetime | None:
+        """When the run began: the Job's startTime, or, while the Job controller has
+        not started it (pending), its creationTimestamp."""
+        return self.start if self.start is not None else self.created
 
     @property
     def order(self) -> tuple[datetime, str]:
@@ -48,12 +55,13 @@ def run_of(job: dict[str, Any]) -> Run:
     annotations = meta.get("annotations") or {}
     scheduled = parse_time(annotations.get(SCHEDULED_TIMESTAMP_ANNOTATION))
     start = parse_time(status.get("startTime"))
+    created = parse_time(meta.get("creationTimestamp"))
     for cond in status.get("conditions") or []:
         if cond.get("status") != "True":
             continue
         if cond.get("type") == "Complete":
             finished = parse_time(status.get("completionTime") or cond.get("lastTransitionTime"))
-            return Run(meta["name"], scheduled, start, finished, "Succeeded")
+            return Run(meta["name"], scheduled, start, finished, "Succeeded", created=created)
         if cond.get("type") == "Failed":
             return Run(
                 meta["name"],
@@ -63,8 +71,9 @@ def run_of(job: dict[str, Any]) -> Run:
                 "Failed",
                 cond.get("reason"),
                 cond.get("message"),
+                created,
             )
-    return Run(meta["name"], scheduled, start, None, "Running")
+    return Run(meta["name"], scheduled, start, None, "Running", created=created)
 
 
 def new_runs(previous: LastRun | None, runs: list[Run]) -> list[Run]:

@@ -14,7 +14,7 @@ from typing import Any
 from cronwarden.api import models
 from cronwarden.api.models import LastRun, ScheduledTask, ScheduledTaskStatus
 from cronwarden.core import detection, schedule
-from cronwarden.core.conditions import Conditions, Event, Problem
+from cronwarden.core.conditions import LATE, Conditions, Event, Problem
 from cronwarden.core.runs import Run, describe, new_runs, parse_time, run_of
 
 
@@ -125,10 +125,13 @@ def compute_status(
             )
 
     # 4. Conditions.
+    # Late from a missed slot until a run that started at or after it succeeds.
+    was_late = any(c.type == LATE and c.status == "True" for c in prev.conditions)
     late = (
         not spec.suspend
         and last_missed is not None
-        and (last_schedule is None or last_missed > last_schedule)
+        and (was_late or last_missed != prev.last_missed_time)
+        and not detection.caught_up(last_missed, runs, last_run)
     )
     deadline = (
         (last_success or created) + timedelta(seconds=spec.success_deadline_seconds)
@@ -141,7 +144,7 @@ def compute_status(
     overdue = detection.overdue_runs(runs, now, run_limit)
     cond = Conditions(prev.conditions, now, task.generation)
     cond.ready(problem, cronjob, events)
-    cond.late(late, last_missed, grace)
+    cond.late(late, last_missed, grace, suspended=bool(spec.suspend))
     limit = models.effective_max_consecutive_failures(spec)
     cond.failing(consecutive, limit, last_run)
     cond.stale(deadline, now, last_success, events)

@@ -142,7 +142,7 @@ def wire(status: Any) -> dict[str, Any]:
 HOURLY_SPEC = {"schedule": "0 * * * *"}
 
 
-def test_missed_slot_makes_the_task_late_once_and_a_later_run_clears_it() -> None:
+def test_missed_slot_makes_the_task_late_once_and_a_later_success_clears_it() -> None:
     outcome = status_for(HOURLY_SPEC, JUST_AFTER_GRACE_ENDS)
     st = outcome.status
     assert (st.missed_runs, st.last_missed_time) == (1, TEN)
@@ -155,16 +155,32 @@ def test_missed_slot_makes_the_task_late_once_and_a_later_run_clears_it() -> Non
     assert cond(again.status, "Late").status == "True"
     assert again.events == []
 
-    # The next slot runs: Late clears.
+    # The next slot starts: still Late until the work is done.
     eleven = job("backup-11", scheduled="2026-11-28T11:00:00Z", start="2026-11-28T11:00:01Z")
-    later = status_for(
+    running = status_for(
         HOURLY_SPEC,
         datetime(2026, 11, 28, 11, 2, tzinfo=UTC),
         wire(again.status),
         [eleven],
         last_schedule="2026-11-28T11:00:00Z",
     )
-    assert later.status.missed_runs == 1
+    assert running.status.missed_runs == 1
+    assert cond(running.status, "Late").status == "True"
+
+    # It succeeds: Late clears.
+    done = job(
+        "backup-11",
+        scheduled="2026-11-28T11:00:00Z",
+        start="2026-11-28T11:00:01Z",
+        complete="2026-11-28T11:03:00Z",
+    )
+    later = status_for(
+        HOURLY_SPEC,
+        datetime(2026, 11, 28, 11, 3, 5, tzinfo=UTC),
+        wire(running.status),
+        [done],
+        last_schedule="2026-11-28T11:00:00Z",
+    )
     assert cond(later.status, "Late").status == "False"
 
 
