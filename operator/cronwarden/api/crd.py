@@ -66,6 +66,11 @@ PRINTER_COLUMNS = [
         "jsonPath": '.status.conditions[?(@.type=="Late")].status',
     },
     {
+        "name": "Blocked",
+        "type": "string",
+        "jsonPath": '.status.conditions[?(@.type=="Blocked")].status',
+    },
+    {
         "name": "Ready",
         "type": "string",
         "priority": 1,

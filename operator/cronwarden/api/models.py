@@ -34,6 +34,7 @@ DEFAULT_SUCCESSFUL_JOBS_HISTORY_LIMIT = 3
 DEFAULT_FAILED_JOBS_HISTORY_LIMIT = 1
 DEFAULT_MISSED_RUN_GRACE_SECONDS = 60
 DEFAULT_MAX_CONSECUTIVE_FAILURES = 1
+DEFAULT_BLOCKED_AFTER_SKIPPED_RUNS = 1
 # The CronJob always names its zone, so that kube-controller-manager's own zone
 # never matters and the operator predicts the slots the controller starts.
 DEFAULT_TIME_ZONE = "Etc/UTC"
@@ -159,6 +160,20 @@ class ScheduledTaskSpec(Model):
             description="Alert (not kill) when a run takes longer than this. No limit if unset.",
         ),
     ] = None
+    blocked_after_skipped_runs: Annotated[
+        int | None,
+        Field(
+            ge=1,
+            description="How many slots one run may hold back before the task is Blocked. "
+            "With concurrencyPolicy Forbid: Blocked when a due slot did not start because a "
+            "run is still active, and that run has been active (running, or pending since its "
+            "Job was created) for longer than this many schedule intervals, counted from its "
+            "own slot, plus missedRunGraceSeconds. Runs shorter than that are never Blocked, "
+            "however many slots they skip by design. With Replace: Blocked when this many "
+            "runs in a row were stopped before they finished. Defaults to "
+            f"{DEFAULT_BLOCKED_AFTER_SKIPPED_RUNS}.",
+        ),
+    ] = None
     owner: Annotated[
         str | None,
         Field(max_length=256, description="Who is paged for this task (team or person)."),
@@ -195,6 +210,10 @@ def effective_time_zone(spec: ScheduledTaskSpec) -> str:
     return spec.time_zone if spec.time_zone is not None else DEFAULT_TIME_ZONE
 
 
+def effective_blocked_after_skipped_runs(spec: ScheduledTaskSpec) -> int:
+    return _default(spec.blocked_after_skipped_runs, DEFAULT_BLOCKED_AFTER_SKIPPED_RUNS)
+
+
 def effective_concurrency_policy(spec: ScheduledTaskSpec) -> str:
     return spec.concurrency_policy or DEFAULT_CONCURRENCY_POLICY
 
@@ -223,7 +242,8 @@ class Condition(StatusModel):
     """A status condition, following the Kubernetes API conventions."""
 
     type: Annotated[
-        str, Field(description="Ready, Late, Failing, Stale, LongRunning or Suspended.")
+        str,
+        Field(description="Ready, Late, Blocked, Failing, Stale, LongRunning or Suspended."),
     ]
     status: Annotated[
         Literal["True", "False", "Unknown"], Field(description="True, False or Unknown.")
@@ -249,6 +269,27 @@ class LastRun(StatusModel):
     reason: Annotated[str | None, Field(description="Why the Job failed, from its condition.")] = (
         None
     )
+
+
+class SkippedRuns(StatusModel):
+    """Runs that did not happen, or did not finish, because of an earlier run."""
+
+    forbid: Annotated[
+        int,
+        Field(
+            ge=0,
+            description="Due slots that did not start within missedRunGraceSeconds because "
+            "a run the controller had started was still active (concurrencyPolicy Forbid).",
+        ),
+    ] = 0
+    replace: Annotated[
+        int,
+        Field(
+            ge=0,
+            description="Runs that disappeared before they finished while concurrencyPolicy "
+            "is Replace (stopped to start the next slot, or deleted by hand).",
+        ),
+    ] = 0
 
 
 class Judging(StatusModel):
@@ -301,6 +342,22 @@ class ScheduledTaskStatus(StatusModel):
     consecutive_failures: Annotated[
         int, Field(ge=0, description="Failed runs since the last successful one.")
     ] = 0
+    skipped_runs: Annotated[
+        SkippedRuns,
+        Field(description="Slots skipped, and runs stopped, because of an earlier run."),
+    ] = SkippedRuns()
+    last_skipped_time: Annotated[
+        datetime | None,
+        Field(description="The most recent slot counted in skippedRuns.forbid."),
+    ] = None
+    consecutive_replaced_runs: Annotated[
+        int,
+        Field(
+            ge=0,
+            description="Runs stopped by Replace before they finished since the last run "
+            "that finished.",
+        ),
+    ] = 0
     succeeded: Annotated[int, Field(ge=0, description="Successful runs recorded.")] = 0
     failed: Annotated[int, Field(ge=0, description="Failed runs recorded.")] = 0
     judging: Annotated[
@@ -311,7 +368,7 @@ class ScheduledTaskStatus(StatusModel):
     ] = None
     conditions: Annotated[
         list[Condition],
-        Field(description="Ready, Late, Failing, Stale, LongRunning and Suspended."),
+        Field(description="Ready, Late, Blocked, Failing, Stale, LongRunning and Suspended."),
     ] = []
 
 

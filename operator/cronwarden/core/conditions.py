@@ -13,6 +13,7 @@ from cronwarden.core.runs import Run, describe_last
 
 READY = "Ready"
 LATE = "Late"
+BLOCKED = "Blocked"
 FAILING = "Failing"
 STALE = "Stale"
 LONG_RUNNING = "LongRunning"
@@ -24,6 +25,14 @@ class Problem:
     """Why the CronJob could not be brought in sync (Ready=False)."""
 
     reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Blockage:
+    """Why earlier runs keep the task's slots from running (Blocked=True)."""
+
+    reason: Literal["RunStillActive", "RunsReplaced"]
     message: str
 
 
@@ -110,6 +119,15 @@ class Conditions:
                 "OnSchedule",
                 "every due run started, or a run that started after the last missed one succeeded",
             )
+
+    def blocked(self, blockage: Blockage | None, events: list[Event], *, suspended: bool) -> None:
+        if suspended:
+            self.set(BLOCKED, False, "Suspended", "spec.suspend is true: slots are not judged")
+        elif blockage is not None:
+            if self.set(BLOCKED, True, blockage.reason, blockage.message):
+                events.append(Event("Warning", "Blocked", blockage.message))
+        else:
+            self.set(BLOCKED, False, "NotBlocked", "no earlier run is keeping slots from running")
 
     def failing(self, consecutive: int, limit: int, last_run: LastRun | None) -> None:
         message = f"{consecutive} failed run(s) in a row, limit {limit}"

@@ -13,9 +13,11 @@ How a slot is judged (docs/detection.md):
   history limits cannot make old slots look missed, and a schedule edit never
   judges the new schedule's slots before the edit.
 - Suspended: no slot is due; slots that passed while suspended are not missed.
-- concurrencyPolicy Forbid with a run still active at the slot: the controller
-  skips the slot on purpose; it is not counted as missed (the overlong-run alert
-  covers a run that blocks its successors).
+- concurrencyPolicy Forbid with a run the controller started still active at the
+  slot: the controller holds the slot back on purpose. It is *skipped*, not missed:
+  counted once in skippedRuns.forbid (watermark lastSkippedTime), and the run that
+  holds it back may make the task Blocked (blocking.py). A run started by hand does
+  not hold slots back: the controller does not wait for Jobs it did not start.
 - startingDeadlineSeconds exceeded (for example while kube-controller-manager
   is down): the slot is missed, and counted.
 """
@@ -38,7 +40,7 @@ MAX_SLOTS_JUDGED = 10_000
 @dataclass(frozen=True)
 class SlotVerdict:
     missed: list[datetime]
-    skipped_forbid: list[datetime]
+    skipped: list[datetime]
 
 
 def judging(
@@ -86,11 +88,14 @@ def _since_unrecorded(
     return max(created, suspended.last_transition_time)
 
 
-def active_at(runs: list[Run], when: datetime) -> bool:
-    """Whether some run had started by `when` and had not finished before it."""
-    return any(
-        r.start is not None and r.start <= when and (r.finished is None or r.finished > when)
-        for r in runs
+def holds_back(run: Run, when: datetime) -> bool:
+    """Whether the controller, under Forbid, waited for this run at `when`: a run it
+    started (it has a slot) that was active then, running or still pending."""
+    return (
+        run.scheduled is not None
+        and run.since is not None
+        and run.since <= when
+        and (run.finished is None or run.finished > when)
     )
 
 
@@ -104,7 +109,8 @@ def judge_slots(
     forbid: bool,
     runs: list[Run],
 ) -> SlotVerdict:
-    """Missed (and Forbid-skipped) slots in (watermark, now - grace]."""
+    """Due slots in (watermark, now - grace] that did not start: missed, or, under
+    Forbid, skipped because a run the controller started was still active."""
     due_until = now - grace
     scheduled = {r.scheduled for r in runs if r.scheduled is not None}
     missed: list[datetime] = []
@@ -113,7 +119,7 @@ def judge_slots(
     for slot in slots:
         if slot in scheduled or (last_schedule is not None and slot <= last_schedule):
             continue
-        if forbid and active_at(runs, slot):
+        if forbid and any(holds_back(r, slot) for r in runs):
             skipped.append(slot)
         else:
             missed.append(slot)
@@ -135,11 +141,12 @@ def caught_up(missed: datetime, runs: list[Run], last_run: LastRun | None) -> bo
 
 
 def overdue_runs(runs: list[Run], now: datetime, limit: timedelta | None) -> list[Run]:
-    """Active runs that have been running for longer than `limit`."""
+    """Active runs (running, or pending since their Job was created) that have been
+    active for longer than `limit`."""
     if limit is None:
         return []
     return [
-        r for r in runs if r.result == "Running" and r.start is not None and now - r.start > limit
+        r for r in runs if r.result == "Running" and r.since is not None and now - r.since > limit
     ]
 
 
@@ -151,19 +158,27 @@ def wake_at(
     success_deadline: datetime | None,
     runs: list[Run],
     run_limit: timedelta | None,
+    undue_slot: datetime | None = None,
+    blocked_at: list[datetime] | None = None,
 ) -> datetime | None:
     """The next instant at which the status can change by the passing of time alone:
-    the next slot (nextScheduleTime moves), the moment it becomes due (it may be
-    missed), the success deadline, or an active run crossing the duration limit.
-    The operator reconciles the task then, without waiting for a watch event."""
-    candidates: list[datetime] = []
+    the next slot (nextScheduleTime moves), the moment the earliest slot that is not
+    due yet becomes due (`undue_slot`, which may lie before now when the grace is
+    longer than the interval; it may be missed or skipped), the success deadline,
+    an active run crossing the duration limit, or one crossing the time after which
+    the slots it holds back make the task Blocked. The operator reconciles the task
+    then, without waiting for a watch event."""
+    # Slots are due at an instant ("now >= s + grace"); the limits are exceeded one
+    # second after theirs ("longer than"; `now` has whole seconds).
+    at: list[datetime] = []
     if next_slot is not None:
-        candidates += [next_slot, next_slot + grace]
+        at += [next_slot, (undue_slot or next_slot) + grace]
+    after: list[datetime] = list(blocked_at or [])
     if success_deadline is not None:
-        candidates.append(success_deadline)
+        after.append(success_deadline)
     if run_limit is not None:
-        candidates += [
-            r.start + run_limit for r in runs if r.result == "Running" and r.start is not None
+        after += [
+            r.since + run_limit for r in runs if r.result == "Running" and r.since is not None
         ]
-    future = [c for c in candidates if c > now]
-    return min(future) + timedelta(seconds=1) if future else None
+    candidates = at + [t + timedelta(seconds=1) for t in after]
+    return min((c for c in candidates if c > now), default=None)

@@ -1,8 +1,9 @@
 """A task's status as a pure function of (task, CronJob, Jobs, now).
 
 The steps: record the runs that finished (runs.py), parse the schedule, judge
-the due slots (detection.py), set the conditions (conditions.py), and say when
-the status can next change by time alone. docs/detection.md explains the rules.
+the due slots (detection.py) and the runs that hold them back (blocking.py), set
+the conditions (conditions.py), and say when the status can next change by time
+alone. docs/detection.md explains the rules.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from typing import Any
 
 from cronwarden.api import models
 from cronwarden.api.models import LastRun, ScheduledTask, ScheduledTaskStatus
-from cronwarden.core import detection, schedule
-from cronwarden.core.conditions import LATE, Conditions, Event, Problem
+from cronwarden.core import blocking, detection, schedule
+from cronwarden.core.conditions import LATE, Blockage, Conditions, Event, Problem
 from cronwarden.core.runs import Run, describe, new_runs, parse_time, run_of
 
 
@@ -90,12 +91,14 @@ def compute_status(
     if sched is not None and prev.observed_generation != task.generation:
         events += [Event("Warning", "DaylightSavingTime", note) for note in sched.dst_notes(now)]
 
-    # 3. Judge the slots that are due: missed ones are counted once each.
+    # 3. Judge the slots that are due: missed and skipped ones are counted once each.
     cron_status = (cronjob or {}).get("status") or {}
     last_schedule = parse_time(cron_status.get("lastScheduleTime")) or prev.last_schedule_time
     created = parse_time(task.metadata.get("creationTimestamp")) or now
     grace = timedelta(seconds=models.effective_grace_seconds(spec))
+    policy = models.effective_concurrency_policy(spec)
     missed_runs, last_missed = prev.missed_runs, prev.last_missed_time
+    skipped, last_skipped = prev.skipped_runs, prev.last_skipped_time
     next_run: datetime | None = None
     judging = detection.judging(
         prev,
@@ -110,19 +113,49 @@ def compute_status(
         next_run = sched.next(now)
         verdict = detection.judge_slots(
             sched,
-            watermark=max(t for t in (judging.since, last_schedule, last_missed) if t is not None),
+            watermark=max(
+                t
+                for t in (judging.since, last_schedule, last_missed, last_skipped)
+                if t is not None
+            ),
             last_schedule=last_schedule,
             now=now,
             grace=grace,
-            forbid=models.effective_concurrency_policy(spec) == "Forbid",
+            forbid=policy == "Forbid",
             runs=runs,
         )
+        if verdict.skipped:
+            skipped = skipped.model_copy(update={"forbid": skipped.forbid + len(verdict.skipped)})
+            last_skipped = verdict.skipped[-1]
         if verdict.missed:
             missed_runs += len(verdict.missed)
             last_missed = verdict.missed[-1]
             events.append(
                 Event("Warning", "MissedSchedule", describe_missed(verdict.missed, grace))
             )
+
+    # Runs that Replace stopped before they finished; a run that finishes ends the streak.
+    replaced = (
+        blocking.replaced(prev.active, runs) if policy == "Replace" and not spec.suspend else []
+    )
+    if replaced:
+        skipped = skipped.model_copy(update={"replace": skipped.replace + len(replaced)})
+    replaced_in_a_row = (
+        0 if recorded or policy != "Replace" else prev.consecutive_replaced_runs + len(replaced)
+    )
+
+    # Blocked: slots held back (Forbid) or runs stopped (Replace) beyond the threshold.
+    threshold = models.effective_blocked_after_skipped_runs(spec)
+    blockage: Blockage | None = None
+    blocked_at: list[datetime] = []
+    if not spec.suspend and policy == "Forbid" and sched is not None:
+        held_after = max(t for t in (judging.since, last_schedule) if t is not None)
+        blockage = blocking.forbid(
+            sched, runs, after=held_after, now=now, grace=grace, skipped=threshold
+        )
+        blocked_at = blocking.blocked_at(sched, runs, threshold, grace)
+    elif not spec.suspend and policy == "Replace" and replaced_in_a_row >= threshold:
+        blockage = blocking.replace(replaced_in_a_row, runs, last_run)
 
     # 4. Conditions.
     # Late from a missed slot until a run that started at or after it succeeds.
@@ -145,6 +178,7 @@ def compute_status(
     cond = Conditions(prev.conditions, now, task.generation)
     cond.ready(problem, cronjob, events)
     cond.late(late, last_missed, grace, suspended=bool(spec.suspend))
+    cond.blocked(blockage, events, suspended=bool(spec.suspend))
     limit = models.effective_max_consecutive_failures(spec)
     cond.failing(consecutive, limit, last_run)
     cond.stale(deadline, now, last_success, events)
@@ -163,6 +197,9 @@ def compute_status(
         last_missed_time=last_missed,
         missed_runs=missed_runs,
         consecutive_failures=consecutive,
+        skipped_runs=skipped,
+        last_skipped_time=last_skipped,
+        consecutive_replaced_runs=replaced_in_a_row,
         succeeded=succeeded,
         failed=failed,
         judging=judging,
@@ -175,9 +212,12 @@ def compute_status(
         success_deadline=deadline,
         runs=runs,
         run_limit=run_limit,
+        undue_slot=sched.next(now - grace) if sched is not None and not spec.suspend else None,
+        blocked_at=blocked_at,
     )
-    starts = [r.start for r in runs if r.result == "Running" and r.start is not None]
-    return Outcome(status, events, recorded, wake, min(starts, default=None))
+    # Pending Jobs count from their creation: a Job that never starts is visible too.
+    since = [r.since for r in runs if r.result == "Running" and r.since is not None]
+    return Outcome(status, events, recorded, wake, min(since, default=None))
 
 
 def describe_missed(slots: list[datetime], grace: timedelta) -> str:

@@ -27,6 +27,7 @@ def test_crd_is_structural_with_status_subresource_and_short_name() -> None:
         "Last Success",
         "Next Run",
         "Late",
+        "Blocked",
         "Age",
     ]
 

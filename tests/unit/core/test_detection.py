@@ -67,7 +67,7 @@ def test_slots_before_the_watermark_are_not_judged_again() -> None:
 def test_forbid_skip_while_a_run_is_active_is_not_missed() -> None:
     long_run = run("t-0", CREATED, None)
     verdict = judge(JUST_AFTER_GRACE_ENDS, runs=[long_run])
-    assert (verdict.missed, verdict.skipped_forbid) == ([], [TEN])
+    assert (verdict.missed, verdict.skipped) == ([], [TEN])
     allow = judge(JUST_AFTER_GRACE_ENDS, runs=[long_run], forbid=False)
     assert allow.missed == [TEN]
 
@@ -87,7 +87,7 @@ def test_wake_at_is_the_next_time_driven_change() -> None:
     at = detection.wake_at(
         CREATED, next_slot=TEN, grace=GRACE, success_deadline=None, runs=[], run_limit=None
     )
-    assert at == TEN + timedelta(seconds=1)
+    assert at == TEN  # nextScheduleTime moves
     at = detection.wake_at(
         TEN + timedelta(seconds=5),
         next_slot=TEN + timedelta(hours=1),
@@ -95,8 +95,9 @@ def test_wake_at_is_the_next_time_driven_change() -> None:
         success_deadline=None,
         runs=[],
         run_limit=None,
+        undue_slot=TEN,
     )
-    assert at == TEN + timedelta(hours=1, seconds=1)  # the missed-check at TEN+60s was earlier
+    assert at == TEN + GRACE  # TEN becomes due
     at = detection.wake_at(
         CREATED,
         next_slot=None,
@@ -112,6 +113,54 @@ def test_wake_at_is_the_next_time_driven_change() -> None:
         )
         is None
     )
+
+
+def test_wake_at_a_slot_due_after_the_next_one_starts_when_the_grace_is_long() -> None:
+    """Per-minute with a 90 s grace: at 10:01:05 the 10:01 slot is due at 10:02:30,
+    after the next slot (10:02): the timer must not skip past it."""
+    at = detection.wake_at(
+        TEN + timedelta(minutes=1, seconds=5),
+        next_slot=TEN + timedelta(minutes=2),
+        grace=timedelta(seconds=90),
+        success_deadline=None,
+        runs=[],
+        run_limit=None,
+        undue_slot=TEN + timedelta(minutes=1),
+    )
+    assert at == TEN + timedelta(minutes=2)  # nextScheduleTime moves first
+    at = detection.wake_at(
+        TEN + timedelta(minutes=2),
+        next_slot=TEN + timedelta(minutes=3),
+        grace=timedelta(seconds=90),
+        success_deadline=None,
+        runs=[],
+        run_limit=None,
+        undue_slot=TEN + timedelta(minutes=1),
+    )
+    assert at == TEN + timedelta(minutes=2, seconds=30)
+
+
+def test_wake_at_one_second_after_a_run_outlasts_its_allowance() -> None:
+    at = detection.wake_at(
+        TEN + timedelta(minutes=1, seconds=1),
+        next_slot=TEN + timedelta(minutes=2),
+        grace=GRACE,
+        success_deadline=None,
+        runs=[],
+        run_limit=None,
+        blocked_at=[TEN + timedelta(minutes=2, seconds=1)],
+    )
+    assert at == TEN + timedelta(minutes=2)
+    at = detection.wake_at(
+        TEN + timedelta(minutes=2),
+        next_slot=TEN + timedelta(minutes=3),
+        grace=GRACE,
+        success_deadline=None,
+        runs=[],
+        run_limit=None,
+        blocked_at=[TEN + timedelta(minutes=2, seconds=1)],
+    )
+    assert at == TEN + timedelta(minutes=2, seconds=2)
 
 
 def status_for(
