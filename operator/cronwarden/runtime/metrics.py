@@ -138,7 +138,8 @@ FAMILIES = [
     Family(
         "oldest_active_run_start_timestamp_seconds",
         "gauge",
-        "Start of the longest-running active Job; absent when none runs.",
+        "Start of the longest-running active Job (its creation while it is pending); "
+        "absent when none runs.",
         timestamp(lambda s: s.oldest_active),
     ),
     Family(
@@ -155,6 +156,12 @@ FAMILIES = [
         "gauge",
         "1 when a due run did not start within the grace period.",
         condition("Late"),
+    ),
+    Family(
+        "blocked",
+        "gauge",
+        "1 when an earlier run keeps the task's slots from running.",
+        condition("Blocked"),
     ),
     Family(
         "failing", "gauge", "1 when consecutive failures reached the limit.", condition("Failing")
@@ -195,6 +202,13 @@ FAMILIES = [
         lambda s: one(s.spec.max_run_duration_seconds),
     ),
     Family(
+        "blocked_after_skipped_runs",
+        "gauge",
+        "Schedule intervals one run may hold slots back (Forbid), or runs in a row Replace "
+        "may stop, before the task is Blocked.",
+        lambda s: one(models.effective_blocked_after_skipped_runs(s.spec)),
+    ),
+    Family(
         "runs_total",
         "counter",
         "Finished runs by result.",
@@ -206,6 +220,18 @@ FAMILIES = [
         "counter",
         "Scheduled runs that did not start.",
         lambda s: one(s.status.missed_runs),
+    ),
+    Family(
+        "skipped_runs_total",
+        "counter",
+        "Runs that did not happen because of an earlier run: due slots held back while a "
+        'run was active (reason="forbid"), runs stopped before they finished '
+        '(reason="replace").',
+        lambda s: [
+            (("forbid",), s.status.skipped_runs.forbid),
+            (("replace",), s.status.skipped_runs.replace),
+        ],
+        ("reason",),
     ),
 ]
 

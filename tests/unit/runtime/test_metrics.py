@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -96,3 +96,54 @@ def test_a_deleted_task_leaves_no_series() -> None:
     metrics.update(t, compute_status(t, None, [DONE], NOW))
     metrics.forget("team-a", "backup")
     assert not [k for k in samples(metrics) if dict(k[1]).get("name") == "backup"]
+
+
+TEN = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
+KEY = (("name", "backup"), ("namespace", "team-a"))
+
+
+def test_blocked_skipped_runs_and_threshold_are_exported_from_status() -> None:
+    hung = job(
+        "backup-29931000",
+        scheduled="2026-11-28T10:00:00Z",
+        created="2026-11-28T10:00:00Z",
+        start="2026-11-28T10:00:01Z",
+    )
+    t = task({"schedule": "0 * * * *"}, creationTimestamp="2026-11-28T09:30:00Z")
+    cronjob = {
+        "metadata": {"name": "backup"},
+        "status": {"lastScheduleTime": "2026-11-28T10:00:00Z"},
+    }
+    metrics = TaskMetrics()
+    metrics.update(t, compute_status(t, cronjob, [hung], TEN + timedelta(hours=3, minutes=2)))
+    got = samples(metrics)
+    assert got[("cronwarden_task_blocked", KEY)] == 1
+    assert got[("cronwarden_task_late", KEY)] == 0
+    assert got[("cronwarden_task_skipped_runs_total", (*KEY, ("reason", "forbid")))] == 3
+    assert got[("cronwarden_task_skipped_runs_total", (*KEY, ("reason", "replace")))] == 0
+    assert got[("cronwarden_task_blocked_after_skipped_runs", KEY)] == 1
+    assert (
+        got[("cronwarden_task_oldest_active_run_start_timestamp_seconds", KEY)]
+        == (TEN + timedelta(seconds=1)).timestamp()
+    )
+
+
+def test_a_pending_job_counts_as_active_since_its_creation() -> None:
+    pending = job(
+        "backup-29931000", scheduled="2026-11-28T10:00:00Z", created="2026-11-28T10:00:00Z"
+    )
+    t = task({"schedule": "0 * * * *"}, creationTimestamp="2026-11-28T09:30:00Z")
+    metrics = TaskMetrics()
+    metrics.update(t, compute_status(t, None, [pending], TEN + timedelta(minutes=5)))
+    got = samples(metrics)
+    assert got[("cronwarden_task_oldest_active_run_start_timestamp_seconds", KEY)] == (
+        TEN.timestamp()
+    )
+
+
+def test_the_info_metric_names_the_effective_time_zone() -> None:
+    metrics = TaskMetrics()
+    t = task()
+    metrics.update(t, compute_status(t, None, [], NOW))
+    info = next(k for k in samples(metrics) if k[0] == "cronwarden_task_info")
+    assert ("time_zone", "Etc/UTC") in info[1]
