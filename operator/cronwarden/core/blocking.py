@@ -23,9 +23,13 @@ from datetime import datetime, timedelta
 
 from cronwarden.api.models import LastRun
 from cronwarden.core.conditions import Blockage
-from cronwarden.core.detection import MAX_SLOTS_JUDGED
 from cronwarden.core.runs import Run
 from cronwarden.core.schedule import CronSchedule
+
+# The held-back slots named in the message are counted up to this many (then "100+"):
+# walking a week of per-minute slots on every reconcile would cost a second each time.
+# skippedRuns.forbid keeps the exact count.
+HELD_SLOTS_COUNTED = 100
 
 
 def stamp(when: datetime) -> str:
@@ -99,17 +103,18 @@ def forbid(
         if limit is None or now - holder.since <= limit:
             continue
         start = max(holder.since, after)
-        due = schedule.slots(start, now - grace, limit=MAX_SLOTS_JUDGED)
+        due = schedule.slots(start, now - grace, limit=HELD_SLOTS_COUNTED)
         held = [s for s in due if s not in met]
         if not held:
             continue
+        count = f"{len(held)}{'+' if len(due) == HELD_SLOTS_COUNTED else ''}"
         return Blockage(
             "RunStillActive",
             f"Job {holder.run.job} (the run for {stamp(holder.slot)}) has been "
             f"{holder.state} since {stamp(holder.since)}, longer than {skipped} schedule "
             f"interval(s) plus the {int(grace.total_seconds())}s grace, and holds back "
-            f"{len(held)} due slot(s) (latest {stamp(held[-1])}): concurrencyPolicy Forbid "
-            "starts no run while it is active",
+            f"{count} due slot(s) since {stamp(held[0])}: concurrencyPolicy Forbid starts "
+            "no run while it is active",
         )
     return None
 

@@ -177,7 +177,7 @@ def test_a_run_that_never_ends_is_blocked_after_the_threshold_and_counts_slots(
     assert blocked.last_transition_time == first
     assert "Job backup-29931000" in blocked.message
     assert f"has been {state} since {since:%Y-%m-%dT%H:%M:%SZ}" in blocked.message
-    assert "holds back 3 due slot(s) (latest 2026-11-28T13:00:00Z)" in blocked.message
+    assert "holds back 3 due slot(s) since 2026-11-28T11:00:00Z" in blocked.message
     assert final.skipped_runs.forbid == 3
     assert final.missed_runs == 0
     assert len(blocked_events(history)) == 1
@@ -261,6 +261,19 @@ def reconcile(
 
 def wire(outcome: Outcome) -> dict[str, Any]:
     return dict(outcome.status.model_dump(by_alias=True, mode="json", exclude_none=True))
+
+
+def test_a_week_long_hang_is_cheap_to_judge_and_counted_exactly_in_status() -> None:
+    a_week_on = TEN + timedelta(days=7)
+    first = reconcile(EVERY_MINUTE, a_week_on, [HUNG])
+    assert first.status.skipped_runs.forbid == 10_000  # counting stops at 10,000 per reconcile
+    then = reconcile(EVERY_MINUTE, a_week_on + timedelta(minutes=1), [HUNG], wire(first))
+    assert then.status.skipped_runs.forbid == 7 * 24 * 60  # 10:01 .. a week on at 10:00
+    [blocked] = [c for c in then.status.conditions if c.type == "Blocked"]
+    assert "holds back 100+ due slot(s) since 2026-11-28T10:01:00Z" in blocked.message
+    # The message no longer changes with every slot: no status write for it.
+    later = reconcile(EVERY_MINUTE, a_week_on + timedelta(minutes=2), [HUNG], wire(then))
+    assert [c.message for c in later.status.conditions if c.type == "Blocked"] == [blocked.message]
 
 
 def test_a_run_started_by_hand_holds_nothing_back() -> None:
