@@ -135,6 +135,26 @@ def test_controller_down_with_a_run_in_flight_is_blocked_within_grace_plus_30s(
     assert ("pending" if pending else "running") in message
 
 
+@pytest.mark.parametrize("policy", ["Replace", "Allow"])
+def test_controller_down_with_a_run_in_flight_is_late_when_nothing_holds_slots_back(
+    policy: str,
+) -> None:
+    """Under Replace or Allow the controller would have started the slot: no Job is a
+    missed slot, whatever runs."""
+    until = TEN + timedelta(minutes=10)
+    jobs = forbid_controller(
+        "* * * * *",
+        begin=CREATED,
+        until=until,
+        duration=lambda _: seconds(40),
+        down_at=CONTROLLER_DIES,
+    )
+    spec = {**EVERY_MINUTE, "concurrencyPolicy": policy}
+    history = operate(spec, jobs, begin=CREATED, until=until, created=CREATED)
+    late = state_at(history, ONE_MINUTE_ON + GRACE)
+    assert (condition(late, "Late"), condition(late, "Blocked")) == ("True", "False")
+
+
 def test_controller_down_with_no_run_in_flight_is_late_within_grace_plus_30s() -> None:
     jobs = forbid_controller(
         "* * * * *",
