@@ -20,7 +20,7 @@ from tests.e2e.support import (
     wait_for,
     watching,
 )
-from tests.e2e.test_scheduledtask import RUN_TIMEOUT, every_minute
+from tests.e2e.test_scheduledtask import RUN_TIMEOUT, every_minute, hung
 
 GRACE = 10
 
@@ -49,15 +49,30 @@ def test_missed_runs_while_the_controller_manager_is_down(
 ) -> None:
     ns = cluster.namespace
     cluster.apply(every_minute("pulse", missedRunGraceSeconds=GRACE))
+    # A second task whose run hangs (its pod can never be scheduled): when the
+    # controller manager dies, its run is in flight and it must go Blocked.
+    cluster.apply(hung("stuck", missedRunGraceSeconds=GRACE))
     cluster.wait_task(
         "pulse",
-        lambda t: t.get("status", {}).get("succeeded", 0) >= 1,
+        lambda t: t.get("status", {}).get("succeeded", 0) >= 1 and not t["status"].get("active"),
         timeout=RUN_TIMEOUT,
-        what="a first successful run",
+        what="a first successful run, and none in flight",
+    )
+    cluster.wait_task(
+        "stuck",
+        lambda t: bool(t.get("status", {}).get("active")),
+        timeout=RUN_TIMEOUT,
+        what="a run in flight",
     )
 
     component("stop-component", "kube-controller-manager")
     try:
+        cluster.wait_task(
+            "stuck",
+            lambda t: (condition_of(t, "Blocked") or {}).get("status") == "True",
+            timeout=2 * 60 + GRACE + 30,
+            what="Blocked while kube-controller-manager is down with a run in flight",
+        )
         late = cluster.wait_task(
             "pulse",
             lambda t: (condition_of(t, "Late") or {}).get("status") == "True",

@@ -198,7 +198,7 @@ def test_status_reports_then_fix_recovers(
     cronjob = cluster.get("cronjob", case.name)
     assert cronjob is not None
     assert cronjob["spec"]["schedule"] == fixed["spec"]["schedule"]
-    assert cronjob["spec"].get("timeZone") == fixed["spec"].get("timeZone")
+    assert cronjob["spec"]["timeZone"] == fixed["spec"].get("timeZone", "Etc/UTC")
     assert task["status"]["cronJobName"] == case.name
 
 

@@ -37,6 +37,14 @@ def every_minute(name: str, *, fail: bool = False, **spec: Any) -> dict[str, Any
     return task
 
 
+def hung(name: str, **spec: Any) -> dict[str, Any]:
+    """A per-minute task whose pods never start: no node has the label it selects."""
+    task = every_minute(name, **spec)
+    pod = task["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    pod["nodeSelector"] = {"cronwarden.io/no-such-node": "true"}
+    return task
+
+
 def nightly(name: str, **spec: Any) -> dict[str, Any]:
     task = every_minute(name, **spec)
     task["spec"]["schedule"] = spec.get("schedule", "30 2 * * *")
@@ -57,7 +65,8 @@ def test_example_applies_and_its_cronjob_matches_field_by_field(
 
     spec, cj = task["spec"], cronjob["spec"]
     assert cj["schedule"] == spec["schedule"]
-    assert cj.get("timeZone") == spec.get("timeZone")
+    # The CronJob always names its zone, so the operator and the controller agree.
+    assert cj["timeZone"] == spec.get("timeZone", "Etc/UTC")
     for field, default in DEFAULTS.items():
         assert cj[field] == spec.get(field, default), field
     # The whole job template passes through (the API server adds defaults).
@@ -242,6 +251,7 @@ def test_kubectl_get_shows_the_columns(cluster: Cluster) -> None:
         "NEXT",
         "RUN",
         "LATE",
+        "BLOCKED",
         "AGE",
     ]
     row = out[1]

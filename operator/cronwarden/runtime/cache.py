@@ -26,6 +26,9 @@ Key = tuple[str, str]  # (namespace, name)
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 # Departed Jobs kept per CronJob at most (a reconcile normally records them at once).
 MAX_DEPARTED = 200
+# uids of deleted objects remembered, so that a list answer older than the deletion
+# cannot bring them back.
+MAX_TOMBSTONES = 20_000
 
 
 def key_of(body: Body) -> Key:
@@ -92,11 +95,26 @@ class Cache:
         self._cronjob_keys: dict[str, Key] = {}  # CronJob uid -> its key
         self._jobs: dict[str, dict[str, Body]] = {}  # CronJob uid -> Job name -> body
         self._departed: dict[str, dict[str, Body]] = {}  # the same, for deleted finished Jobs
+        self._tombstones: dict[str, None] = {}  # uids of deleted objects, oldest first
+
+    def _buried(self, type_: str | None, body: Body) -> bool:
+        """Record a deletion; true for any other event about an object already deleted."""
+        uid = str((body.get("metadata") or {}).get("uid") or "")
+        if not uid:
+            return False
+        if type_ == "DELETED":
+            self._tombstones[uid] = None
+            if len(self._tombstones) > MAX_TOMBSTONES:
+                del self._tombstones[next(iter(self._tombstones))]
+            return False
+        return uid in self._tombstones
 
     # Watch events (and write responses) in
 
     def task_event(self, type_: str | None, body: Body) -> Key:
         key = key_of(body)
+        if self._buried(type_, body):
+            return key
         if type_ == "DELETED":
             old = self.tasks.pop(key, None)
             if old is not None:
@@ -124,6 +142,8 @@ class Cache:
 
     def cronjob_event(self, type_: str | None, body: Body) -> None:
         key = key_of(body)
+        if self._buried(type_, body):
+            return
         uid = str((body.get("metadata") or {}).get("uid") or "")
         if type_ == "DELETED":
             if self._cronjob_keys.pop(uid, None) is not None:
@@ -140,8 +160,8 @@ class Cache:
 
     def job_event(self, type_: str | None, body: Body) -> None:
         owner = controller_uid(body)
-        if owner is None:
-            return  # not started by a CronJob: never a task's run
+        if owner is None or self._buried(type_, body):
+            return  # not started by a CronJob (never a task's run), or already deleted
         name = str(body["metadata"]["name"])
         live = self._jobs.setdefault(owner, {})
         if type_ == "DELETED":

@@ -14,6 +14,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
+from cronwarden.core.builder import MANAGED_BY, MANAGED_BY_LABEL
 from cronwarden.runtime.cache import Body, Cache, Key
 from cronwarden.runtime.controller import Controller, NotActive
 from cronwarden.runtime.kube import ApiError, Kube
@@ -53,6 +54,11 @@ class Engine:
         self._executor = ThreadPoolExecutor(settings.workers, thread_name_prefix="reconcile")
         self._workers: list[asyncio.Task[None]] = []
         self._elector_task: asyncio.Task[None] | None = None
+        self.kube = kube
+        # Namespaces whose CronJobs and Jobs this replica has listed since it became
+        # active: a task is judged only once its runs are all in the cache.
+        self._synced: set[str] = set()
+        self._syncing: dict[str, asyncio.Lock] = {}
 
     def active(self) -> bool:
         return self.elector.active() if self.elector is not None else bool(self._workers)
@@ -100,6 +106,7 @@ class Engine:
         self.queue.cancel_timers()
         self.metrics.clear()
         self.metrics.set_active(False)
+        self._synced.clear()
 
     # Watch events
 
@@ -150,10 +157,32 @@ class Engine:
             finally:
                 self.queue.done(key)
 
+    async def sync(self, loop: asyncio.AbstractEventLoop, namespace: str) -> None:
+        """List the namespace's managed CronJobs and Jobs into the cache, once per term
+        as the active replica. kopf's watches list them too, but give no sign of when
+        their listing is complete; judging a task before its Jobs are known would report
+        a running Forbid run's slot as missed."""
+        lock = self._syncing.setdefault(namespace, asyncio.Lock())
+        async with lock:
+            if namespace in self._synced:
+                return
+            selector = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
+            cronjobs, jobs = await loop.run_in_executor(
+                self._executor, self.kube.list_managed, namespace, selector
+            )
+            for body in cronjobs:
+                self.cache.cronjob_event(None, body)
+            for body in jobs:
+                self.cache.job_event(None, body)
+            self._synced.add(namespace)
+            log.debug("listed %d CronJob(s), %d Job(s) in %s", len(cronjobs), len(jobs), namespace)
+
     async def reconcile(self, loop: asyncio.AbstractEventLoop, key: Key) -> None:
         namespace, name = key
-        view = self.cache.view(key)
         try:
+            if namespace not in self._synced:
+                await self.sync(loop, namespace)
+            view = self.cache.view(key)
             result = await loop.run_in_executor(self._executor, self.controller.reconcile, view)
         except NotActive:
             return

@@ -28,11 +28,13 @@ log = logging.getLogger(__name__)
 
 TASKS = f"/apis/{models.GROUP}/{models.VERSION}/namespaces/{{ns}}/{models.PLURAL}"
 CRONJOBS = "/apis/batch/v1/namespaces/{ns}/cronjobs"
+JOBS = "/apis/batch/v1/namespaces/{ns}/jobs"
 EVENTS = "/api/v1/namespaces/{ns}/events"
 LEASES = "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases"
 USER_AGENT = f"cronwarden/{__version__}"
 
 RETRYABLE = {409, 410, 429, 500, 502, 503, 504}
+LIST_PAGE = 500
 
 
 @dataclass
@@ -171,6 +173,23 @@ class Kube:
             query={"fieldManager": FIELD_MANAGER, "force": "true", "fieldValidation": "Strict"},
             content_type="application/apply-patch+yaml",
         )
+
+    def list_managed(self, namespace: str, selector: str) -> tuple[list[dict[str, Any]], ...]:
+        """The CronJobs and Jobs in `namespace` matching `selector`, listed in pages:
+        what the cache must hold before the namespace's tasks are judged."""
+        out = []
+        for path in (CRONJOBS, JOBS):
+            items: list[dict[str, Any]] = []
+            query = {"labelSelector": selector, "limit": str(LIST_PAGE)}
+            while True:
+                page = self.request("GET", path.format(ns=namespace), query=query)
+                items += page.get("items") or []
+                token = (page.get("metadata") or {}).get("continue")
+                if not token:
+                    break
+                query = {**query, "continue": token}
+            out.append(items)
+        return tuple(out)
 
     # Leases (leader election)
 

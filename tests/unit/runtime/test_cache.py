@@ -137,3 +137,18 @@ def test_rank_is_the_position_among_the_namespaces_tasks_oldest_first() -> None:
     assert [cache.view(("team-a", n)).rank for n in ("a", "b")] == [0, 1]
     assert cache.task_at("team-a", 1) == ("team-a", "b")
     assert cache.task_at("team-a", 2) is None
+
+
+def test_a_list_answer_older_than_a_deletion_does_not_bring_the_object_back() -> None:
+    cache = Cache()
+    cache.cronjob_event(None, cronjob())
+    running = job("replaced")
+    running["metadata"]["uid"] = "job-uid-1"
+    cache.job_event(None, running)
+    cache.job_event("DELETED", running)
+    cache.job_event(None, running)  # the same Job, from a list taken before it was deleted
+    assert names(cache) == []
+    gone = cronjob(rv="11")
+    cache.cronjob_event("DELETED", gone)
+    cache.cronjob_event(None, cronjob(rv="10"))
+    assert KEY not in cache.cronjobs
