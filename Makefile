@@ -112,6 +112,16 @@ cluster-status: ## Show whether the local control plane runs, its versions and n
 clean: cluster-down ## Delete the local cluster, .state and .venv (the tools cache stays).
 	rm -rf $(STATE_DIR) $(VENV)
 
+##@ Benchmarks
+
+# Tasks to bench with (`make bench N=2000`); BENCH_ARGS adds options (see hack/bench.py --help).
+N ?= 10000
+BENCH_ARGS ?=
+
+.PHONY: bench
+bench: install tools ## Benchmark N tasks: convergence vs plain CronJobs, RSS, CPU and API calls at rest, latency.
+	$(PY) hack/bench.py --tasks $(N) $(BENCH_ARGS)
+
 ##@ Chart and image
 
 .PHONY: chart-lint
