@@ -34,8 +34,9 @@ def test_a_run_pending_forever_makes_the_task_blocked(cluster: Cluster, operator
     blocked = condition_of(task, "Blocked")
     assert blocked is not None
     assert blocked["reason"] == "RunStillActive"
+    # The Job controller sets startTime although the pod stays Pending: "running since".
     assert job in blocked["message"]
-    assert "pending" in blocked["message"]
+    assert "holds back" in blocked["message"]
     late = condition_of(task, "Late")
     assert late is not None
     assert late["status"] == "False"  # skipped on purpose by Forbid, not missed
