@@ -1,6 +1,7 @@
 """The Helm chart, rendered with the pinned helm (no cluster): its copy of the
-CRD, its values schema, secure defaults, RBAC per mode, the monitoring objects
-behind their switches, the Grafana dashboard and the Dockerfile.
+CRD, its values schema, secure defaults, RBAC per mode, the admission policy and
+the tenancy exclusions, the metrics bind address and NetworkPolicy, the
+monitoring objects behind their switches, the Grafana dashboard and the Dockerfile.
 
 The chart against the real API server is in tests/e2e/test_helm.py.
 """
@@ -92,6 +93,10 @@ MONITORING = (
     "metrics.prometheusRule.enabled=true",
     "metrics.grafanaDashboard.enabled=true",
 )
+ALLOW_EVERYWHERE = (
+    "tenancy.allowTasksInOperatorNamespace=true",
+    "tenancy.allowTasksInKubeSystem=true",
+)
 
 # The least-privilege rules, per watched namespace (see the chart README for why).
 NAMESPACED_RULES = {
@@ -100,7 +105,7 @@ NAMESPACED_RULES = {
     ("cronwarden.io", "scheduledtasks/finalizers"): ["update"],
     ("batch", "cronjobs"): ["get", "list", "watch", "create", "patch"],
     ("batch", "jobs"): ["list", "watch"],
-    ("", "events"): ["create"],
+    ("", "events"): ["create", "patch", "get"],
 }
 
 
@@ -144,7 +149,12 @@ def test_chart_has_no_crds_directory() -> None:
 
 
 def test_chart_lints_strictly_with_every_switch() -> None:
-    for sets in ((), NAMESPACED + HA + MONITORING, ("podDisruptionBudget.enabled=true",)):
+    for sets in (
+        (),
+        NAMESPACED + HA + MONITORING,
+        ("podDisruptionBudget.enabled=true", "metrics.networkPolicy.enabled=true"),
+        ("admissionPolicy.enabled=false", *ALLOW_EVERYWHERE),
+    ):
         args = ["lint", "--strict", str(CHART)]
         for s in sets:
             args += ["--set", s]
@@ -171,6 +181,24 @@ def test_chart_lints_strictly_with_every_switch() -> None:
         ("watch.namespaces={Team_A}", "does not match pattern"),
         ("metrics.serviceMonitor.interval=30", "got number, want string"),
         ("resources.limits.memory=lots", "at '/resources/limits/memory'"),
+        ("admissionPolicy.enabled=yes", "at '/admissionPolicy/enabled': got string, want boolean"),
+        (
+            "admissionPolicy.namespaceSelector.matchLabel.team=a",
+            "at '/admissionPolicy/namespaceSelector': additional properties 'matchLabel'",
+        ),
+        (
+            "tenancy.allowTasksInOperatorNs=true",
+            "at '/tenancy': additional properties 'allowTasksInOperatorNs' not allowed",
+        ),
+        ("tenancy.allowTasksInKubeSystem=no", "at '/tenancy/allowTasksInKubeSystem': got string"),
+        ("operator.maxTasksPerNamespace=-1", "at '/operator/maxTasksPerNamespace'"),
+        ("operator.maxTasksPerNamespace=many", "got string, want integer"),
+        ("operator.bindAddress=", "at '/operator/bindAddress'"),
+        ("metrics.networkPolicy.enable=true", "additional properties 'enable' not allowed"),
+        (
+            "metrics.networkPolicy.from[0].namespaceSelectr.x=y",
+            "additional properties 'namespaceSelectr' not allowed",
+        ),
     ],
 )
 def test_schema_rejects_unknown_and_mistyped_values(value: str, message: str) -> None:
@@ -269,6 +297,8 @@ def test_defaults_are_one_replica_recreate_and_secure() -> None:
         "Deployment",
         "Service",
         "ServiceAccount",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
     ]
     deployment = one(manifest, "Deployment")
     assert deployment["spec"]["replicas"] == 1
@@ -315,6 +345,228 @@ def test_image_digest_wins_over_tag() -> None:
     digest = "sha256:" + "a" * 64
     c = container(render(f"image.digest={digest}", "image.tag=ignored"))
     assert c["image"] == f"cronwarden@{digest}"
+
+
+# Tenancy: the admission policy and the namespaces where tasks are refused
+
+AUTHORIZER_CHECK = (
+    "authorizer.group('batch').resource('cronjobs').namespace(request.namespace)"
+    ".check('create').allowed()"
+)
+AUTHORIZER_MESSAGE = (
+    "'user ' + request.userInfo.username + ' may not create cronjobs.batch in namespace ' "
+    "+ request.namespace + ': a ScheduledTask runs its jobTemplate as a CronJob would, so "
+    "creating or updating one requires that permission'"
+)
+OPERATOR_NAMESPACE_RULE = {
+    "expression": "request.namespace != 'ops'",
+    "message": "ScheduledTasks are not allowed in namespace ops, where cronwarden runs: a task "
+    "there could run pods under the operator's ServiceAccount (chart value "
+    "tenancy.allowTasksInOperatorNamespace)",
+    "reason": "Forbidden",
+}
+KUBE_SYSTEM_RULE = {
+    "expression": "request.namespace != 'kube-system'",
+    "message": "ScheduledTasks are not allowed in namespace kube-system: a task there could run "
+    "pods under the control plane's ServiceAccounts (chart value tenancy.allowTasksInKubeSystem)",
+    "reason": "Forbidden",
+}
+
+
+def policy_rules(manifest: Manifest) -> list[dict[str, Any]]:
+    """The policy's validations; the last is always the authorizer check."""
+    validations: list[dict[str, Any]] = one(manifest, "ValidatingAdmissionPolicy")["spec"][
+        "validations"
+    ]
+    assert validations[-1]["expression"] == AUTHORIZER_CHECK
+    return validations[:-1]
+
+
+def excluded_by_operator(manifest: Manifest) -> list[str] | None:
+    """The namespaces the operator refuses, from its arguments, or None when it is
+    left to its default (no --exclude-namespace and no CRONWARDEN_EXCLUDED_NAMESPACES)."""
+    args = [a for a in container(manifest)["args"] if a.startswith("--exclude-namespace")]
+    env = env_of(manifest)
+    if args:
+        assert "CRONWARDEN_EXCLUDED_NAMESPACES" not in env
+        return [a.split("=", 1)[1] for a in args]
+    if "CRONWARDEN_EXCLUDED_NAMESPACES" in env:
+        return [n for n in env["CRONWARDEN_EXCLUDED_NAMESPACES"].split(",") if n]
+    return None
+
+
+def test_admission_policy_is_on_by_default_and_checks_the_cronjob_permission() -> None:
+    manifest = render()
+    policy = one(manifest, "ValidatingAdmissionPolicy")
+    assert policy["metadata"]["name"] == "cw-cronwarden"
+    assert "namespace" not in policy["metadata"]
+    spec = policy["spec"]
+    assert spec["failurePolicy"] == "Fail"
+    # The tasks, not their status subresource (the operator writes status), and not
+    # deletion (it runs nothing).
+    assert spec["matchConstraints"] == {
+        "resourceRules": [
+            {
+                "apiGroups": ["cronwarden.io"],
+                "apiVersions": ["*"],
+                "operations": ["CREATE", "UPDATE"],
+                "resources": ["scheduledtasks"],
+            }
+        ]
+    }
+    # Except the garbage collector finishing a deletion (removing a finalizer).
+    assert spec["matchConditions"] == [
+        {
+            "name": "not-finishing-a-deletion",
+            "expression": "!(request.operation == 'UPDATE' && "
+            "has(object.metadata.deletionTimestamp) && object.spec == oldObject.spec)",
+        }
+    ]
+    assert "paramKind" not in spec
+    assert spec["validations"] == [
+        OPERATOR_NAMESPACE_RULE,
+        KUBE_SYSTEM_RULE,
+        {
+            "expression": AUTHORIZER_CHECK,
+            "messageExpression": AUTHORIZER_MESSAGE,
+            "message": "the requesting user may not create cronjobs.batch in this namespace: a "
+            "ScheduledTask runs its jobTemplate as a CronJob would, so creating or updating one "
+            "requires that permission",
+            "reason": "Forbidden",
+        },
+    ]
+    binding = one(manifest, "ValidatingAdmissionPolicyBinding")
+    assert binding["metadata"]["name"] == "cw-cronwarden"
+    assert binding["spec"] == {
+        "policyName": "cw-cronwarden",
+        "validationActions": ["Deny"],
+        "matchResources": {"namespaceSelector": {}},
+    }
+
+
+def test_admission_policy_can_be_switched_off_and_scoped() -> None:
+    off = render("admissionPolicy.enabled=false")
+    assert not {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"} & set(kinds(off))
+    # The operator still refuses the same namespaces: defence in depth.
+    assert excluded_by_operator(off) == ["ops", "kube-system"]
+
+    scoped = render("admissionPolicy.namespaceSelector.matchLabels.tenant=yes")
+    binding = one(scoped, "ValidatingAdmissionPolicyBinding")
+    assert binding["spec"]["matchResources"] == {
+        "namespaceSelector": {"matchLabels": {"tenant": "yes"}}
+    }
+
+
+@pytest.mark.parametrize(
+    ("allow_operator_ns", "allow_kube_system", "rules", "excluded"),
+    [
+        (False, False, [OPERATOR_NAMESPACE_RULE, KUBE_SYSTEM_RULE], ["ops", "kube-system"]),
+        (True, False, [KUBE_SYSTEM_RULE], ["kube-system"]),
+        (False, True, [OPERATOR_NAMESPACE_RULE], ["ops"]),
+        (True, True, [], []),
+    ],
+    ids=["defaults", "operator-namespace-allowed", "kube-system-allowed", "both-allowed"],
+)
+def test_tenancy_values_drive_the_policy_and_the_operator_alike(
+    allow_operator_ns: bool,
+    allow_kube_system: bool,
+    rules: list[dict[str, Any]],
+    excluded: list[str],
+) -> None:
+    manifest = render(
+        f"tenancy.allowTasksInOperatorNamespace={str(allow_operator_ns).lower()}",
+        f"tenancy.allowTasksInKubeSystem={str(allow_kube_system).lower()}",
+    )
+    assert policy_rules(manifest) == rules
+    # With both allowed, an explicit empty list: without any, the operator would fall
+    # back to its default (its own namespace and kube-system).
+    assert excluded_by_operator(manifest) == excluded
+    if not excluded:
+        assert env_of(manifest)["CRONWARDEN_EXCLUDED_NAMESPACES"] == ""
+
+
+def test_a_release_in_kube_system_excludes_it_once() -> None:
+    def render_in(namespace: str, *sets: str) -> Manifest:
+        args = ["template", "cw", str(CHART), "--namespace", namespace]
+        for s in sets:
+            args += ["--set", s]
+        return [doc for doc in yaml.safe_load_all(helm(*args).stdout) if doc]
+
+    manifest = render_in("kube-system")
+    assert excluded_by_operator(manifest) == ["kube-system"]
+    [rule] = policy_rules(manifest)
+    assert rule["expression"] == "request.namespace != 'kube-system'"
+    assert "tenancy.allowTasksInOperatorNamespace" in rule["message"]
+    # Allowing the operator's namespace does not allow kube-system, which it also is.
+    manifest = render_in("kube-system", "tenancy.allowTasksInOperatorNamespace=true")
+    [rule] = policy_rules(manifest)
+    assert rule == KUBE_SYSTEM_RULE
+    assert excluded_by_operator(manifest) == ["kube-system"]
+
+
+def test_operator_bounds_tasks_per_namespace() -> None:
+    assert "--max-tasks-per-namespace=1000" in container(render())["args"]
+    assert (
+        "--max-tasks-per-namespace=0"
+        in container(render("operator.maxTasksPerNamespace=0"))["args"]
+    )
+
+
+# The metrics endpoint
+
+
+def test_endpoints_listen_on_the_pod_ip_which_the_probes_use() -> None:
+    manifest = render()
+    c = container(manifest)
+    bind = [a for a in c["args"] if a.startswith("--bind-address")]
+    # Kubernetes expands $(POD_IP) in args from the container's env.
+    assert bind == ["--bind-address=$(POD_IP)"]
+    assert env_of(manifest)["POD_IP"] == {"fieldRef": {"fieldPath": "status.podIP"}}
+    # httpGet probes without a host go to the pod IP, where the operator listens.
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert "host" not in c[probe]["httpGet"]
+    assert "--bind-address=0.0.0.0" in container(render("operator.bindAddress=0.0.0.0"))["args"]
+
+
+def test_metrics_network_policy_is_off_by_default_and_admits_only_the_peers() -> None:
+    assert "NetworkPolicy" not in kinds(render())
+    manifest = render("metrics.networkPolicy.enabled=true")
+    policy = one(manifest, "NetworkPolicy")
+    assert policy["metadata"]["name"] == "cw-cronwarden-metrics"
+    assert policy["metadata"]["namespace"] == "ops"
+    assert policy["spec"] == {
+        "podSelector": {"matchLabels": one(manifest, "Service")["spec"]["selector"]},
+        "policyTypes": ["Ingress"],
+        "ingress": [
+            {
+                "from": [
+                    {
+                        "namespaceSelector": {
+                            "matchLabels": {"kubernetes.io/metadata.name": "monitoring"}
+                        }
+                    }
+                ],
+                "ports": [{"port": "metrics", "protocol": "TCP"}],
+            }
+        ],
+    }
+    # The named port is the container's metrics port.
+    assert "metrics" in {p["name"] for p in container(manifest)["ports"]}
+
+    custom = render(
+        "metrics.networkPolicy.enabled=true",
+        "metrics.networkPolicy.from[0].podSelector.matchLabels.app=prometheus",
+    )
+    [rule] = one(custom, "NetworkPolicy")["spec"]["ingress"]
+    assert rule["from"] == [{"podSelector": {"matchLabels": {"app": "prometheus"}}}]
+
+    # No peers admits nobody; a rule with an empty "from" would admit everyone.
+    out = helm(
+        *("template", "cw", str(CHART), "--show-only", "templates/networkpolicy.yaml"),
+        *("--set", "metrics.networkPolicy.enabled=true"),
+        *("--set-json", "metrics.networkPolicy.from=[]"),
+    ).stdout
+    assert yaml.safe_load(out)["spec"]["ingress"] == []
 
 
 # RBAC per mode

@@ -10,12 +10,16 @@
 - Two operators with the high-availability arguments elect one leader through
   the chart's Lease, and the other takes over when the leader stops.
 - The pod template is admitted under the `restricted` Pod Security Standard.
+- The operator, with the Deployment's arguments and $(POD_IP) expanded as the
+  kubelet does, answers the probes on the pod IP and listens on nothing else.
 
 Every test works in namespaces of its own named cw-helm-*, which the session's
 operator (watching e2e-gw*-*) does not watch, and in releases named per test,
-so cluster-scoped objects (ClusterRole, ClusterRoleBinding) never clash. The
-shared ScheduledTask CRD is never installed by these releases (crds.install=false;
-the CRD template is proven with a server-side dry run instead).
+so cluster-scoped objects (ClusterRole, ClusterRoleBinding, the admission policy
+and its binding) never clash. The shared ScheduledTask CRD is never installed by
+these releases (crds.install=false; the CRD template is proven with a server-side
+dry run instead), and their admission policy is bound to no namespace, so that it
+never refuses another test's tasks (what it enforces: tests/e2e/test_admission.py).
 """
 
 from __future__ import annotations
@@ -24,8 +28,13 @@ import base64
 import copy
 import gzip
 import json
+import os
+import re
+import socket
 import subprocess
+import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -45,6 +54,7 @@ from tests.e2e.support import (
     Kubectl,
     Operator,
     condition_of,
+    free_port,
     launch_operator,
     load_example,
     stop_operator,
@@ -147,10 +157,16 @@ def make_namespace(api: ApiClient) -> Iterator[Callable[..., str]]:
         core.delete_namespace(name, propagation_policy="Background")
 
 
+# A namespaceSelector that no namespace matches: the release's admission policy is
+# installed but applies nowhere (the cluster is shared with concurrent tests).
+NO_NAMESPACE = {"matchLabels": {"cronwarden.io/e2e-admission": "none"}}
+
+
 @pytest.fixture
 def install(helm: Helm, make_namespace: Callable[..., str]) -> Iterator[Callable[..., Release]]:
     """`helm install` of the chart with crds.install=false (the shared CRD is left
-    alone); every release is uninstalled afterwards, before its namespaces go."""
+    alone) and the admission policy bound to no namespace; every release is
+    uninstalled afterwards, before its namespaces go."""
     releases: list[Release] = []
 
     def install_(namespace: str, values: dict[str, Any] | None = None) -> Release:
@@ -164,6 +180,7 @@ def install(helm: Helm, make_namespace: Callable[..., str]) -> Iterator[Callable
             namespace,
             "--set",
             "crds.install=false",
+            *set_args({"admissionPolicy.namespaceSelector": NO_NAMESPACE}),
             *set_args(release.values),
             "--wait",
             "--timeout",
@@ -322,6 +339,8 @@ CLUSTER_WIDE_WATCHES = (
     "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
 )
 
+# The admission policy is on in each (a dry run creates nothing, so it refuses no
+# other test's tasks).
 VALUE_SETS: dict[str, dict[str, Any]] = {
     "defaults": {},
     "all-namespaces-ha-monitoring": {
@@ -331,12 +350,26 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "metrics.serviceMonitor.enabled": True,
         "metrics.prometheusRule.enabled": True,
         "metrics.grafanaDashboard.enabled": True,
+        "metrics.networkPolicy.enabled": True,
+        "tenancy.allowTasksInOperatorNamespace": True,
+        "tenancy.allowTasksInKubeSystem": True,
     },
     "namespaces-ha": {
         "watch.allNamespaces": False,
         "highAvailability.enabled": True,
         "replicaCount": 2,
         "crds.keep": False,
+        "tenancy.allowTasksInKubeSystem": True,
+        "admissionPolicy.namespaceSelector": {
+            "matchExpressions": [
+                {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["dev"]}
+            ]
+        },
+        "metrics.networkPolicy.enabled": True,
+        "metrics.networkPolicy.from": [
+            {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}},
+            {"ipBlock": {"cidr": "10.0.0.0/8"}},
+        ],
     },
 }
 
@@ -353,7 +386,11 @@ def test_rendered_manifests_pass_a_server_side_dry_run(
     if values.get("watch.allNamespaces") is False:
         values["watch.namespaces"] = [make_namespace(), make_namespace()]
     manifest = render(helm, release_ns, values)
-    assert "CustomResourceDefinition" in {d["kind"] for d in manifest}
+    assert {
+        "CustomResourceDefinition",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+    } <= {d["kind"] for d in manifest}
 
     # ServiceMonitor and PrometheusRule are validated by the API server only where
     # the Prometheus Operator CRDs are installed; the unit tests check their content.
@@ -400,6 +437,8 @@ def test_install_creates_the_objects_and_the_pod_runs_on_a_kwok_node(
         ("ClusterRoleBinding", name),
         ("Service", f"{name}-metrics"),
         ("Deployment", name),
+        ("ValidatingAdmissionPolicy", name),
+        ("ValidatingAdmissionPolicyBinding", name),
     }
     for kind, obj in sorted(kinds):
         kubectl("-n", ns, "get", kind, obj)
@@ -424,7 +463,12 @@ def test_install_creates_the_objects_and_the_pod_runs_on_a_kwok_node(
     assert len(with_crd) < SECRET_LIMIT / 2, len(with_crd)
 
     helm("uninstall", release.name, "-n", ns, "--wait")
-    for kind in ("clusterrole", "clusterrolebinding"):
+    for kind in (
+        "clusterrole",
+        "clusterrolebinding",
+        "validatingadmissionpolicy",
+        "validatingadmissionpolicybinding",
+    ):
         assert "NotFound" in kubectl("get", kind, name, check=False).stderr
     left = kubectl("-n", ns, "get", "deployment,service,serviceaccount", "-o", "name").stdout
     assert name not in left, left
@@ -562,6 +606,88 @@ def test_operator_as_the_chart_service_account_reconciles_end_to_end(
 
     assert "could not post event" not in op.log()
     assert not op.forbidden(allowed), op.forbidden(allowed)
+
+
+# The pod's IP as the kubelet would see it: a loopback address other than
+# 127.0.0.1, so that "listens on the pod IP only" is visible on one machine (Linux
+# routes all of 127.0.0.0/8 to the loopback interface).
+POD_IP = "127.0.0.2"
+
+
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
+
+
+def listening(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def test_operator_answers_the_probes_on_the_pod_ip_and_nothing_on_localhost(
+    helm: Helm, kubeconfig: Path, make_namespace: Callable[..., str], tmp_path: Path
+) -> None:
+    """The Deployment's arguments with $(VAR) expanded from its env, as the kubelet
+    does, then the kubelet's httpGet probes (to the pod IP) and a port-forward's
+    connection (to localhost)."""
+    release_ns, watched = make_namespace(), make_namespace()
+    [deployment] = [d for d in render(helm, release_ns, {}) if d["kind"] == "Deployment"]
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["POD_IP"]["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}
+    values = {"POD_IP": POD_IP, "POD_NAME": "probe-test", "POD_NAMESPACE": release_ns}
+
+    def expand(arg: str) -> str:
+        # Every reference must be to a variable of the container, or it stays literal.
+        for name in re.findall(r"\$\((\w+)\)", arg):
+            assert name in env, f"{arg} refers to {name}, which the container does not define"
+            arg = arg.replace(f"$({name})", values[name])
+        return arg
+
+    ports = {"liveness": free_port(), "metrics": free_port()}
+    args = [expand(a) for a in container["args"]]
+    assert f"--bind-address={POD_IP}" in args
+    # This test's namespace instead of all of them, and free ports.
+    own = ("--all-namespaces", "--liveness-port", "--metrics-port")
+    args = [a for a in args if not a.startswith(own)]
+    args += [
+        f"--namespace={watched}",
+        f"--kubeconfig={kubeconfig}",
+        f"--liveness-port={ports['liveness']}",
+        f"--metrics-port={ports['metrics']}",
+    ]
+    environment = {k: v for k, v in os.environ.items() if k != "KUBERNETES_SERVICE_HOST"}
+    environment |= values
+    log_path = tmp_path / "operator.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cronwarden", "run", *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=environment,
+        )
+    try:
+        probe = f"http://{POD_IP}:{ports['liveness']}/healthz"
+
+        def live() -> bool:
+            assert proc.poll() is None, f"the operator exited: {log_path.read_text()}"
+            return answers(probe)
+
+        wait_for(live, timeout=60, what=f"the liveness probe at {probe}")
+        assert answers(f"http://{POD_IP}:{ports['metrics']}/metrics")
+        # Where `kubectl port-forward` connects: nothing listens.
+        for port in ports.values():
+            assert not listening("127.0.0.1", port), f"something listens on localhost:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert "Traceback" not in log_path.read_text()
 
 
 def test_pod_template_is_admitted_under_the_restricted_pod_security_standard(

@@ -99,10 +99,12 @@ all-namespaces mode, cluster-wide). Why each one is needed is in the chart READM
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [list, watch]
-# Record run results, missed runs and drift as Events on the tasks.
+# Record run results, missed runs and drift as Events on the tasks, aggregated as
+# client-go's recorder does: one Event per task and reason whose count is patched,
+# read back after a restart to continue its count.
 - apiGroups: [""]
   resources: [events]
-  verbs: [create]
+  verbs: [create, patch, get]
 {{- end }}
 
 {{/* Timings of a probe, from its values block. */}}
@@ -111,4 +113,20 @@ initialDelaySeconds: {{ .initialDelaySeconds }}
 periodSeconds: {{ .periodSeconds }}
 timeoutSeconds: {{ .timeoutSeconds }}
 failureThreshold: {{ .failureThreshold }}
+{{- end }}
+
+{{/*
+The namespaces where ScheduledTasks are refused (tenancy values): the release
+namespace and kube-system unless allowed. Returned as a YAML list to be read with
+fromYamlArray; the admission policy and the operator's --exclude-namespace share it.
+*/}}
+{{- define "cronwarden.excludedNamespaces" -}}
+{{- $excluded := list }}
+{{- if not .Values.tenancy.allowTasksInOperatorNamespace }}
+{{- $excluded = append $excluded .Release.Namespace }}
+{{- end }}
+{{- if not .Values.tenancy.allowTasksInKubeSystem }}
+{{- $excluded = append $excluded "kube-system" }}
+{{- end }}
+{{- toYaml (uniq $excluded) }}
 {{- end }}
