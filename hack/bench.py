@@ -30,6 +30,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -426,6 +427,22 @@ def scrape(url: str, times: int = 5) -> dict[str, Any]:
     return {"median_seconds": statistics.median(durations), "bytes": size, "samples": durations}
 
 
+def operator_requests(url: str) -> dict[str, float] | None:
+    """The operator's own count of its requests (cronwarden_api_requests_total by verb and
+    resource), or None for an operator that does not export it (older versions)."""
+    with urllib.request.urlopen(url, timeout=120) as resp:
+        text = resp.read().decode()
+    out: dict[str, float] = {}
+    found = False
+    for line in text.splitlines():
+        if line.startswith("cronwarden_api_requests_total{"):
+            found = True
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}")[0]))
+            key = f"{labels.get('verb')} {labels.get('resource')}"
+            out[key] = out.get(key, 0.0) + float(line.rsplit(" ", 1)[1])
+    return out if found else None
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -611,6 +628,7 @@ def phase_tasks(kc: Path, op: Operator, n: int, chunk: int, timeout: float) -> d
 
 
 def phase_rest(kc: Path, op: Operator, seconds: float) -> dict[str, Any]:
+    own_before = operator_requests(op.metrics_url)
     before, cpu = apiserver_counters(kc), proc_cpu_seconds(op.pid)
     end = time.monotonic() + seconds
     while (left := end - time.monotonic()) > 0:
@@ -619,8 +637,14 @@ def phase_rest(kc: Path, op: Operator, seconds: float) -> dict[str, Any]:
             log(f"rest: {end - time.monotonic():.0f}s to go")
     after, cpu_after = apiserver_counters(kc), proc_cpu_seconds(op.pid)
     requests = request_delta(before, after)
+    own_after = operator_requests(op.metrics_url)
+    own = None
+    if own_before is not None and own_after is not None:
+        own = {k: v - own_before.get(k, 0.0) for k, v in own_after.items()}
+        own = {k: v for k, v in own.items() if v}
     mem = proc_memory(op.pid)
     return {
+        "operator_own_requests": own,
         "seconds": requests["seconds"],
         "operator_cpu_percent": 100 * (cpu_after - cpu) / requests["seconds"],
         "operator_rss_kib": mem["VmRSS"],
@@ -708,6 +732,11 @@ def report(r: dict[str, Any]) -> str:
                 label,
                 f"{tot['non_watch']} ({tot['non_watch_per_second']:.2f}/s); WATCH {tot['watch']}",
             )
+        if rest.get("operator_own_requests") is not None:
+            own = rest["operator_own_requests"]
+            total = int(sum(own.values()))
+            detail = ", ".join(f"{k} {int(v)}" for k, v in sorted(own.items())) or "none"
+            row("  sent by the operator (its own count)", f"{total} ({detail})")
     if sc := r.get("metrics_scrape"):
         row(
             "/metrics scrape (median of 5)",

@@ -52,7 +52,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     if config.metrics_port:
         serve(metrics, config.bind_address, config.metrics_port)
         log.info("serving metrics on %s:%s/metrics", config.bind_address, config.metrics_port)
-    kube = Kube(load_api_client(config.kubeconfig, connections=config.workers + 2))
+    kube = Kube(
+        load_api_client(config.kubeconfig, connections=config.workers + 2),
+        on_request=metrics.count_request,
+    )
     memo.engine = Engine(config, kube, metrics)
     await memo.engine.start()
 

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -87,10 +88,27 @@ def retry_after(value: str | None) -> float | None:
         return None
 
 
+def resource_of(path: str) -> str:
+    """The resource (and subresource) a request path names: jobs, scheduledtasks/status."""
+    parts = [p for p in path.split("?")[0].split("/") if p]
+    if "namespaces" in parts:
+        parts = parts[parts.index("namespaces") + 2 :]
+    elif parts and parts[0] in ("api", "apis"):
+        parts = parts[2:] if parts[0] == "api" else parts[3:]
+    return "/".join(parts[:1] + parts[2:3]) or "-"
+
+
+# Called after every request with (verb, resource, HTTP code; 0 when no answer).
+RequestHook = Callable[[str, str, int], None]
+
+
 class Kube:
-    def __init__(self, api: client.ApiClient, timeout: float = 30.0) -> None:
+    def __init__(
+        self, api: client.ApiClient, timeout: float = 30.0, on_request: RequestHook | None = None
+    ) -> None:
         self.api = api
         self.timeout = timeout
+        self.on_request = on_request
         self.instance = os.environ.get("POD_NAME") or socket.gethostname()
         # Aggregated Events: (namespace, event name) -> count posted so far.
         self._event_counts: dict[tuple[str, str], int] = {}
@@ -119,7 +137,9 @@ class Kube:
             response = self.api.call_api(*params, _request_timeout=self.timeout)
             data = response.read()
         except (OSError, urllib3.exceptions.HTTPError) as err:  # refused, reset, timed out
+            self._count(method, path, 0)
             raise ApiError(0, "ConnectionError", str(err)) from err
+        self._count(method, path, response.status)
         payload: dict[str, Any] = json.loads(data) if data else {}
         if response.status >= 300:
             raise ApiError(
@@ -129,6 +149,10 @@ class Kube:
                 retry_after(response.getheader("Retry-After")),
             )
         return payload
+
+    def _count(self, method: str, path: str, status: int) -> None:
+        if self.on_request is not None:
+            self.on_request(method, resource_of(path), status)
 
     def get(self, path: str) -> dict[str, Any] | None:
         try:

@@ -22,7 +22,7 @@ from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Literal
 
-from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from cronwarden.api import models
 from cronwarden.api.models import ScheduledTask, ScheduledTaskStatus
@@ -288,6 +288,17 @@ class TaskMetrics:
             ["namespace"],
             registry=self.registry,
         )
+
+        self.api_requests = Counter(
+            "cronwarden_api_requests",
+            "Requests this operator sent to the API server (not counting kopf's watches), "
+            "by verb, resource and HTTP code (0: no answer).",
+            ["verb", "resource", "code"],
+            registry=self.registry,
+        )
+
+    def count_request(self, verb: str, resource: str, code: int) -> None:
+        self.api_requests.labels(verb, resource, str(code)).inc()
 
     def set_over_limit(self, namespace: str, count: int) -> None:
         if count:
