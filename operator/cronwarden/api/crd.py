@@ -31,13 +31,37 @@ ROOT_RULES = [
 ]
 # Go durations as robfig's @every reads them (time.ParseDuration), e.g. 90s, 1h30m.
 _GO_DURATION = r"^([0-9]+(\\.[0-9]*)?(ns|us|µs|ms|s|m|h))+$"
+# Fields that belong to the CronJob: in monitor mode they are read from it.
+CRONJOB_FIELDS = (
+    "schedule",
+    "timeZone",
+    "suspend",
+    "concurrencyPolicy",
+    "startingDeadlineSeconds",
+    "successfulJobsHistoryLimit",
+    "failedJobsHistoryLimit",
+    "jobTemplate",
+)
 SPEC_RULES = [
     {
-        "rule": "!self.schedule.contains('TZ=')",
+        "rule": "has(self.cronJobRef) || (has(self.schedule) && has(self.jobTemplate))",
+        "message": "spec: give schedule and jobTemplate (cronwarden creates the CronJob), or "
+        "cronJobRef (cronwarden monitors an existing CronJob)",
+    },
+    {
+        "rule": "!has(self.cronJobRef) || !("
+        + " || ".join(f"has(self.{f})" for f in CRONJOB_FIELDS)
+        + ")",
+        "message": "spec.cronJobRef cannot be combined with "
+        + ", ".join(CRONJOB_FIELDS)
+        + ": a monitored CronJob keeps its own schedule, time zone and policies",
+    },
+    {
+        "rule": "!has(self.schedule) || !self.schedule.contains('TZ=')",
         "message": "spec.schedule must not contain TZ= or CRON_TZ=: set spec.timeZone instead",
     },
     {
-        "rule": "!self.schedule.trim().startsWith('@every') || ("
+        "rule": "!has(self.schedule) || !self.schedule.trim().startsWith('@every') || ("
         f"self.schedule.trim().substring(6).trim().matches('{_GO_DURATION}') && "
         "duration(self.schedule.trim().substring(6).trim()) >= duration('1m'))",
         "message": "spec.schedule: @every must be at least 1m (a Go duration such as 5m or "

@@ -63,20 +63,31 @@ class JobTemplate(Model):
     spec: dict[str, Any]
 
 
+class CronJobRef(Model):
+    """An existing CronJob in the task's namespace, monitored but never written."""
+
+    name: Annotated[
+        str,
+        Field(min_length=1, max_length=253, description="Name of the CronJob to monitor."),
+    ]
+
+
 class ScheduledTaskSpec(Model):
-    """Desired state: a CronJob, plus the contract cronwarden monitors it against."""
+    """Desired state: a CronJob (schedule and jobTemplate), or a reference to an existing
+    CronJob to monitor (cronJobRef), plus the contract cronwarden monitors it against."""
 
     schedule: Annotated[
-        str,
+        str | None,
         Field(
             min_length=1,
             max_length=256,
             pattern=SCHEDULE_PATTERN,
             description="Cron schedule as the CronJob controller reads it: five fields "
             "(minute hour day-of-month month day-of-week; names, ranges, steps, '?') or "
-            "a descriptor such as @hourly or @daily. Evaluated in timeZone.",
+            "a descriptor such as @hourly or @daily. Evaluated in timeZone. Required "
+            "unless cronJobRef is set.",
         ),
-    ]
+    ] = None
     time_zone: Annotated[
         str | None,
         Field(
@@ -126,9 +137,21 @@ class ScheduledTaskSpec(Model):
         ),
     ] = None
     job_template: Annotated[
-        JobTemplate,
-        Field(description="The Job to run at each slot (batch/v1 JobTemplateSpec)."),
-    ]
+        JobTemplate | None,
+        Field(
+            description="The Job to run at each slot (batch/v1 JobTemplateSpec). Required "
+            "unless cronJobRef is set."
+        ),
+    ] = None
+    cron_job_ref: Annotated[
+        CronJobRef | None,
+        Field(
+            description="Monitor mode: watch this existing CronJob (for example one from a "
+            "vendor Helm chart) instead of creating one. cronwarden never writes it; "
+            "schedule, timeZone, suspend and the policies are read from it. Exclusive with "
+            "schedule, jobTemplate and the CronJob fields."
+        ),
+    ] = None
     missed_run_grace_seconds: Annotated[
         int | None,
         Field(
@@ -190,6 +213,27 @@ class ScheduledTaskSpec(Model):
     description: Annotated[
         str | None, Field(max_length=1024, description="What this task does.")
     ] = None
+    expected_result: Annotated[
+        str | None,
+        Field(
+            max_length=1024,
+            description="What a good run produces, for whoever is paged (for example "
+            "'orders.sql.gz > 1 MB in s3://backups'). Shown by kubectl describe and "
+            "kubectl cronwarden why; not a metric label.",
+        ),
+    ] = None
+    rollback_note: Annotated[
+        str | None,
+        Field(
+            max_length=1024,
+            description="How to undo or re-run a run safely. Shown by kubectl describe and "
+            "kubectl cronwarden why; not a metric label.",
+        ),
+    ] = None
+
+    @property
+    def monitored(self) -> bool:
+        return self.cron_job_ref is not None
 
 
 # The spec's optional fields with cronwarden's defaults applied: the one place
@@ -269,6 +313,16 @@ class LastRun(StatusModel):
     reason: Annotated[str | None, Field(description="Why the Job failed, from its condition.")] = (
         None
     )
+    trigger: Annotated[
+        Literal["Scheduled", "Manual"] | None,
+        Field(
+            description="Scheduled (started by the CronJob controller for a slot) or Manual "
+            "(kubectl create job --from, kubectl cronwarden trigger)."
+        ),
+    ] = None
+    triggered_by: Annotated[
+        str | None, Field(description="Who started a manual run, when known.")
+    ] = None
 
 
 class SkippedRuns(StatusModel):

@@ -39,6 +39,7 @@ def owner_reference(task: ScheduledTask) -> dict[str, Any]:
 
 
 def _job_template(task: ScheduledTask) -> dict[str, Any]:
+    assert task.spec.job_template is not None, "a managed task has a jobTemplate (CRD rule)"
     template = task.spec.job_template.model_dump(by_alias=True, exclude_none=True)
     template = copy.deepcopy(template)
     metadata = template.setdefault("metadata", {})

@@ -12,6 +12,9 @@ from cronwarden.api.models import Condition, LastRun
 from cronwarden.core.runs import Run, describe_last
 
 READY = "Ready"
+# kstatus (Flux, kubectl wait, cli-utils) reads these abnormal-true conditions.
+RECONCILING = "Reconciling"
+STALLED = "Stalled"
 LATE = "Late"
 BLOCKED = "Blocked"
 FAILING = "Failing"
@@ -87,16 +90,27 @@ class Conditions:
     def ready(
         self, problem: Problem | None, cronjob: dict[str, Any] | None, events: list[Event]
     ) -> None:
+        """Ready, and the kstatus pair: a problem the operator cannot fix by retrying
+        (an invalid spec, a CronJob it does not own, a refused namespace) is Stalled;
+        a CronJob still being created is Reconciling."""
         if problem is not None:
             old = next((c for c in self.previous if c.type == READY), None)
             self.set(READY, False, problem.reason, problem.message)
             if old is None or (old.reason, old.message) != (problem.reason, problem.message):
                 events.append(Event("Warning", problem.reason, problem.message))
+            self.set(
+                RECONCILING, False, problem.reason, "waiting for the spec or cluster to change"
+            )
+            self.set(STALLED, True, problem.reason, problem.message)
         elif cronjob is None:
             self.set(READY, False, "CronJobMissing", "the CronJob does not exist yet")
+            self.set(RECONCILING, True, "CronJobMissing", "creating the CronJob")
+            self.set(STALLED, False, "Progressing", "nothing blocks reconciliation")
         else:
             name = cronjob["metadata"]["name"]
             self.set(READY, True, "Reconciled", f"CronJob {name} is in sync with the spec")
+            self.set(RECONCILING, False, "Reconciled", f"CronJob {name} is in sync with the spec")
+            self.set(STALLED, False, "Reconciled", "nothing blocks reconciliation")
 
     def late(
         self, late: bool, last_missed: datetime | None, grace: timedelta, *, suspended: bool

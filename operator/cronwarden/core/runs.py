@@ -16,6 +16,8 @@ from typing import Any, Literal
 from cronwarden.api.models import LastRun
 
 SCHEDULED_TIMESTAMP_ANNOTATION = "batch.kubernetes.io/cronjob-scheduled-timestamp"
+# Set by `kubectl cronwarden trigger` on the Jobs it creates: the requesting user.
+TRIGGERED_BY_ANNOTATION = "cronwarden.io/triggered-by"
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,13 @@ class Run:
     reason: str | None = None
     message: str | None = None
     created: datetime | None = None
+    triggered_by: str | None = None  # set for a manual run: who asked for it, if known
+
+    @property
+    def manual(self) -> bool:
+        """Started by hand (kubectl create job --from, kubectl cronwarden trigger), not by
+        the CronJob controller, which always sets the scheduled-timestamp annotation."""
+        return self.scheduled is None
 
     @property
     def since(self) -> datetime | None:
@@ -56,12 +65,21 @@ def run_of(job: dict[str, Any]) -> Run:
     scheduled = parse_time(annotations.get(SCHEDULED_TIMESTAMP_ANNOTATION))
     start = parse_time(status.get("startTime"))
     created = parse_time(meta.get("creationTimestamp"))
+    who = annotations.get(TRIGGERED_BY_ANNOTATION) if scheduled is None else None
     for cond in status.get("conditions") or []:
         if cond.get("status") != "True":
             continue
         if cond.get("type") == "Complete":
             finished = parse_time(status.get("completionTime") or cond.get("lastTransitionTime"))
-            return Run(meta["name"], scheduled, start, finished, "Succeeded", created=created)
+            return Run(
+                meta["name"],
+                scheduled,
+                start,
+                finished,
+                "Succeeded",
+                created=created,
+                triggered_by=who,
+            )
         if cond.get("type") == "Failed":
             return Run(
                 meta["name"],
@@ -72,8 +90,9 @@ def run_of(job: dict[str, Any]) -> Run:
                 cond.get("reason"),
                 cond.get("message"),
                 created,
+                who,
             )
-    return Run(meta["name"], scheduled, start, None, "Running", created=created)
+    return Run(meta["name"], scheduled, start, None, "Running", created=created, triggered_by=who)
 
 
 def new_runs(previous: LastRun | None, runs: list[Run]) -> list[Run]:

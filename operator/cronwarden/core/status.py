@@ -66,6 +66,8 @@ def compute_status(
             completion_time=run.finished,
             result=run.result,
             reason=run.reason,
+            trigger="Manual" if run.manual else "Scheduled",
+            triggered_by=run.triggered_by,
         )
 
     # The CronJob's own lastSuccessfulTime is a lower bound: runs that finished while
@@ -79,7 +81,9 @@ def compute_status(
 
     # 2. Parse the schedule the way the CronJob controller does.
     sched: schedule.CronSchedule | None = None
-    if problem is None:
+    if problem is None and spec.schedule is None:
+        problem = Problem("InvalidSpec", "spec.schedule is required unless spec.cronJobRef is set")
+    if problem is None and spec.schedule is not None:
         try:
             sched = schedule.parse(spec.schedule, models.effective_time_zone(spec))
         except schedule.UnknownTimeZoneError as err:
@@ -102,7 +106,7 @@ def compute_status(
     next_run: datetime | None = None
     judging = detection.judging(
         prev,
-        schedule=spec.schedule,
+        schedule=spec.schedule or "",
         time_zone=models.effective_time_zone(spec),
         suspended=bool(spec.suspend),
         generation=task.generation,

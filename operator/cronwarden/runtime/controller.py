@@ -18,11 +18,11 @@ from typing import Any
 import pydantic
 
 from cronwarden.api.models import ScheduledTask, ScheduledTaskStatus
-from cronwarden.core import builder, tenancy
+from cronwarden.core import builder, monitor, tenancy
 from cronwarden.core.conditions import Event, Problem
 from cronwarden.core.status import compute_status
 from cronwarden.runtime.cache import Body, Key, View, controller_uid
-from cronwarden.runtime.kube import ApiError, Kube
+from cronwarden.runtime.kube import JOBS, ApiError, Kube
 from cronwarden.runtime.metrics import TaskMetrics
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 # How often a task whose CronJob name is taken by someone else checks whether it is free.
 NOT_OWNED_RECHECK = timedelta(seconds=30)
+# How often a monitored CronJob and its Jobs are read (they are not watched).
+MONITOR_POLL = timedelta(seconds=15)
 
 
 def utcnow() -> datetime:
@@ -133,6 +135,9 @@ class Controller:
         except pydantic.ValidationError as err:
             return Result(task=self.report_unparsable(obj, invalid_spec_message(err)))
 
+        if task.spec.cron_job_ref is not None:
+            return self.reconcile_monitored(task, obj)
+
         # 3. Bring the CronJob in sync: never adopt one this task does not control,
         #    and send no write when it is in sync. A task the operator may not act on
         #    (an excluded namespace, beyond the namespace's limit) gets no CronJob.
@@ -189,6 +194,50 @@ class Controller:
         self.metrics.update(task, outcome)
         wakes = [t for t in (result.wake_at, outcome.wake_at) if t is not None]
         result.wake_at = min(wakes, default=None)
+        return result
+
+    def reconcile_monitored(self, task: ScheduledTask, obj: Body) -> Result:
+        """Monitor mode: read the referenced CronJob and its Jobs (they carry no label of
+        ours, so they are not in the watch cache), never write them; status, Events and
+        metrics as for a managed task. Polled every MONITOR_POLL besides the time-driven
+        wake-ups (docs/detection.md: monitor mode)."""
+        assert task.spec.cron_job_ref is not None
+        namespace, ref = task.namespace, task.spec.cron_job_ref.name
+        now = self.clock()
+        events: list[Event] = []
+        problem = tenancy.refusal(namespace, 0, self.excluded, 0)
+        cronjob = None if problem else self.kube.get_cronjob(namespace, ref)
+        jobs: list[Body] = []
+        judged = task
+        if problem is None and cronjob is None:
+            problem = Problem(
+                "CronJobNotFound",
+                f"CronJob {ref} (spec.cronJobRef) does not exist in namespace {namespace}; "
+                "cronwarden monitors it as soon as it appears",
+            )
+        elif cronjob is not None:
+            uid = cronjob["metadata"].get("uid")
+            jobs = [j for j in self.kube.list_all(JOBS, namespace) if controller_uid(j) == uid]
+            spec = monitor.effective_spec(task.spec, cronjob)
+            judged = task.model_copy(update={"spec": spec})
+        outcome = compute_status(judged, cronjob, jobs, now, problem)
+        events.extend(outcome.events)
+        result = Result()
+        if outcome.status != task.status:
+            self.fence()
+            result.task = self.kube.patch_task_status(
+                namespace,
+                task.name,
+                status_body(outcome.status),
+                obj["metadata"]["resourceVersion"],
+            )
+        for event in events:
+            self.fence()
+            self.kube.post_event(obj, event.type, event.reason, event.message)
+        self.metrics.update(judged, outcome)
+        wakes = [t for t in (outcome.wake_at, now + MONITOR_POLL) if t is not None]
+        result.wake_at = min(wakes)
+        log.debug("reconciled %s/%s: monitors CronJob %s", namespace, task.name, ref)
         return result
 
     def is_in_sync(self, key: Key, desired: Body, live: Body | None) -> bool:
@@ -258,14 +307,21 @@ class Controller:
             "lastTransitionTime": now,
             "observedGeneration": obj["metadata"].get("generation"),
         }
-        others = [c for c in previous if c.get("type") != "Ready"]
+        stalled = {**condition, "type": "Stalled", "status": "True"}
+        reconciling = {
+            **condition,
+            "type": "Reconciling",
+            "message": "waiting for the spec to change",
+        }
+        mine = ("Ready", "Stalled", "Reconciling")
+        others = [c for c in previous if c.get("type") not in mine]
         self.fence()
         written = self.kube.patch_task_status(
             obj["metadata"]["namespace"],
             obj["metadata"]["name"],
             {
                 "observedGeneration": obj["metadata"].get("generation"),
-                "conditions": [condition, *others],
+                "conditions": [condition, reconciling, stalled, *others],
             },
             obj["metadata"]["resourceVersion"],
         )

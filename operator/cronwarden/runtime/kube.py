@@ -198,22 +198,26 @@ class Kube:
             content_type="application/apply-patch+yaml",
         )
 
+    def list_all(self, template: str, namespace: str, selector: str = "") -> list[dict[str, Any]]:
+        """Every object at `template` (CRONJOBS, JOBS) in `namespace`, listed in pages."""
+        items: list[dict[str, Any]] = []
+        query = {"limit": str(LIST_PAGE)}
+        if selector:
+            query["labelSelector"] = selector
+        while True:
+            page = self.request("GET", template.format(ns=namespace), query=query)
+            items += page.get("items") or []
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return items
+            query = {**query, "continue": token}
+
     def list_managed(self, namespace: str, selector: str) -> tuple[list[dict[str, Any]], ...]:
-        """The CronJobs and Jobs in `namespace` matching `selector`, listed in pages:
-        what the cache must hold before the namespace's tasks are judged."""
-        out = []
-        for path in (CRONJOBS, JOBS):
-            items: list[dict[str, Any]] = []
-            query = {"labelSelector": selector, "limit": str(LIST_PAGE)}
-            while True:
-                page = self.request("GET", path.format(ns=namespace), query=query)
-                items += page.get("items") or []
-                token = (page.get("metadata") or {}).get("continue")
-                if not token:
-                    break
-                query = {**query, "continue": token}
-            out.append(items)
-        return tuple(out)
+        """The CronJobs and Jobs in `namespace` matching `selector`: what the cache must
+        hold before the namespace's tasks are judged."""
+        return self.list_all(CRONJOBS, namespace, selector), self.list_all(
+            JOBS, namespace, selector
+        )
 
     # Leases (leader election)
 

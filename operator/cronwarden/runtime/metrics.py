@@ -89,7 +89,7 @@ FAMILIES = [
         lambda s: [
             (
                 (
-                    cap(s.spec.schedule),
+                    cap(s.spec.schedule or ""),
                     models.effective_time_zone(s.spec),
                     cap(s.spec.owner or ""),
                     cap(s.spec.runbook_url or ""),

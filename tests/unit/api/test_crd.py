@@ -54,4 +54,7 @@ def test_job_template_embeds_real_job_fields() -> None:
     assert {"backoffLimit", "activeDeadlineSeconds", "template"} <= set(job_spec["properties"])
     pod_spec = job_spec["properties"]["template"]["properties"]["spec"]
     assert "containers" in pod_spec["required"]
-    assert spec["required"] == ["schedule", "jobTemplate"]
+    # schedule and jobTemplate, or cronJobRef: required through CEL, not "required".
+    assert "required" not in spec
+    rules = " ".join(r["rule"] for r in spec["x-kubernetes-validations"])
+    assert "has(self.cronJobRef) || (has(self.schedule) && has(self.jobTemplate))" in rules

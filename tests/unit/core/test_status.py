@@ -255,3 +255,22 @@ def test_no_time_zone_is_predicted_in_etc_utc() -> None:
     explicit, _ = status_and_events(task({"timeZone": "Etc/UTC"}), CRONJOB, [], JUST_BEFORE_THE_RUN)
     assert unset.next_schedule_time == explicit.next_schedule_time
     assert unset.next_schedule_time == datetime(2026, 11, 28, 2, 30, tzinfo=UTC)
+
+
+def test_kstatus_conditions_follow_ready() -> None:
+    """kstatus (Flux, cli-utils) reads Reconciling and Stalled: an invalid spec is
+    Stalled, a CronJob being created is Reconciling, a task in sync is neither."""
+
+    def of(status: Any, type_: str) -> tuple[str, str]:
+        cond = next(c for c in status.conditions if c.type == type_)
+        return cond.status, cond.reason
+
+    bad = compute_status(task(), None, [], AFTER_THE_RUN, Problem("InvalidSpec", "x")).status
+    assert of(bad, "Stalled") == ("True", "InvalidSpec")
+    assert of(bad, "Reconciling")[0] == "False"
+    creating = compute_status(task(), None, [], AFTER_THE_RUN).status
+    assert of(creating, "Reconciling") == ("True", "CronJobMissing")
+    assert of(creating, "Stalled")[0] == "False"
+    fine = compute_status(task(), CRONJOB, [], AFTER_THE_RUN).status
+    assert of(fine, "Reconciling")[0] == "False"
+    assert of(fine, "Stalled")[0] == "False"

@@ -1,0 +1,138 @@
+"""Monitor mode on the real control plane: a ScheduledTask that references a CronJob
+made with plain kubectl reports its runs, never writes it, and goes Late when the
+CronJob controller stops."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.e2e.support import Cluster, Operator, condition_of, wait_for
+from tests.e2e.test_detection import component, sample
+from tests.e2e.test_scheduledtask import FAIL_LABEL, RUN_TIMEOUT
+
+GRACE = 10
+
+
+def monitoring(name: str, cronjob: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "cronwarden.io/v1alpha1",
+        "kind": "ScheduledTask",
+        "metadata": {"name": name},
+        "spec": {"cronJobRef": {"name": cronjob}, "owner": "team-vendor", **spec},
+    }
+
+
+def failing_cronjob(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {"name": name},
+        "spec": {
+            "schedule": "* * * * *",
+            "jobTemplate": {
+                "spec": {
+                    "backoffLimit": 0,
+                    "template": {
+                        "metadata": {"labels": {FAIL_LABEL: "true"}},
+                        "spec": {
+                            "restartPolicy": "Never",
+                            "containers": [{"name": "main", "image": "busybox:1.37"}],
+                        },
+                    },
+                }
+            },
+        },
+    }
+
+
+def ready_reason(task: dict[str, Any]) -> str | None:
+    return (condition_of(task, "Ready") or {}).get("reason")
+
+
+def test_a_cronjob_made_with_kubectl_is_monitored_never_written(
+    cluster: Cluster, operator: Operator
+) -> None:
+    ns = cluster.namespace
+    # The task first: the CronJob does not exist yet.
+    cluster.apply(monitoring("watch-good", "vendor-good"))
+    missing = cluster.wait_task(
+        "watch-good",
+        lambda t: ready_reason(t) == "CronJobNotFound",
+        timeout=30,
+        what="Ready=False CronJobNotFound",
+    )
+    assert (condition_of(missing, "Stalled") or {}).get("status") == "True"
+
+    cluster.kubectl(
+        "-n", ns, "create", "cronjob", "vendor-good", "--image=busybox:1.37", "--schedule=* * * * *"
+    )
+    cluster.apply(failing_cronjob("vendor-bad"))
+    cluster.apply(monitoring("watch-bad", "vendor-bad"))
+    before = cluster.get("cronjob", "vendor-good")
+    assert before is not None
+
+    good = cluster.wait_task(
+        "watch-good",
+        lambda t: t["status"].get("succeeded", 0) >= 1,
+        timeout=RUN_TIMEOUT + 20,
+        what="a successful run of the monitored CronJob",
+    )
+    assert ready_reason(good) == "Reconciled"
+    assert good["status"]["lastSuccessfulTime"]
+    bad = cluster.wait_task(
+        "watch-bad",
+        lambda t: (condition_of(t, "Failing") or {}).get("status") == "True",
+        timeout=RUN_TIMEOUT + 20,
+        what="the monitored failing CronJob to be Failing",
+    )
+    assert bad["status"]["failed"] >= 1
+    assert "RunFailed" in cluster.event_reasons("watch-bad")
+
+    # Never written: no owner, no label, no field manager of ours.
+    after = json.loads(
+        cluster.kubectl(
+            "-n", ns, "get", "cronjob", "vendor-good", "-o", "json", "--show-managed-fields"
+        ).stdout
+    )
+    assert not after["metadata"].get("ownerReferences")
+    assert "cronwarden.io/task" not in (after["metadata"].get("labels") or {})
+    assert all(m["manager"] != "cronwarden" for m in after["metadata"]["managedFields"])
+    assert after["metadata"]["generation"] == before["metadata"]["generation"]
+    metrics = operator.metrics()
+    assert sample(metrics, "cronwarden_task_runs_total", ns, "watch-good", result="succeeded")
+
+
+@pytest.mark.disruptive
+def test_a_monitored_cronjob_misses_runs_while_the_controller_is_down(
+    cluster: Cluster, operator: Operator
+) -> None:
+    ns = cluster.namespace
+    cluster.kubectl(
+        "-n", ns, "create", "cronjob", "vendor-tick", "--image=busybox:1.37", "--schedule=* * * * *"
+    )
+    cluster.apply(monitoring("watch-tick", "vendor-tick", missedRunGraceSeconds=GRACE))
+    cluster.wait_task(
+        "watch-tick",
+        lambda t: t["status"].get("succeeded", 0) >= 1 and not t["status"].get("active"),
+        timeout=RUN_TIMEOUT + 20,
+        what="a successful run, none in flight",
+    )
+    component("stop-component", "kube-controller-manager")
+    try:
+        late = cluster.wait_task(
+            "watch-tick",
+            lambda t: (condition_of(t, "Late") or {}).get("status") == "True",
+            timeout=60 + GRACE + 30,
+            what="Late while kube-controller-manager is down",
+        )
+        assert late["status"]["missedRuns"] >= 1
+    finally:
+        component("start-component", "kube-controller-manager")
+    wait_for(
+        lambda: (condition_of(cluster.task("watch-tick"), "Late") or {}).get("status") == "False",
+        timeout=RUN_TIMEOUT + 30,
+        what="Late to clear after the controller is back",
+    )
