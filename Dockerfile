@@ -17,7 +17,7 @@ ENV PIP_NO_CACHE_DIR=1 \
 WORKDIR /src
 RUN python -m venv /opt/cronwarden
 # Only what the package build needs: a change to tests or docs does not rebuild.
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY operator/ operator/
 # A regular (non-editable) install; pip compiles the bytecode, since the running
 # container cannot write it. pip itself is not needed at run time.
