@@ -1,13 +1,17 @@
 # syntax=docker/dockerfile:1
 # The cronwarden operator image: `make docker-build` (needs a Docker engine).
 #
-# Two stages: the first installs cronwarden and its pinned dependencies into a
-# virtualenv (all of them ship wheels, so no compiler is needed, and none is in
-# either stage); the final stage copies only that virtualenv onto the same slim
-# base and runs as an unprivileged user with a read-only root filesystem in mind.
+# Two stages. The first installs the locked runtime dependencies and the
+# cronwarden wheel into a virtualenv: every package comes from a lock file with
+# its exact version, and pip checks each file against the sha256 the lock lists
+# (`--require-hashes`; `make lock` refreshes the locks). All of them ship wheels,
+# so no compiler is needed, and none is in either stage. The final stage copies
+# only that virtualenv (no pip, no setuptools) onto the same slim base and runs
+# as an unprivileged user with a read-only root filesystem in mind.
 
-# Exact tag of the base image; pin a digest as well (python:3.11.14-slim-bookworm@sha256:...)
-# when you publish images, so that rebuilds are reproducible.
+# The base image, by exact tag. `make pin-base-image` resolves the tag's digest
+# and writes it here as python:<tag>@sha256:<digest>, so that every rebuild
+# starts from the same bytes; it must be run where the registry is reachable.
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
@@ -15,14 +19,27 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
-RUN python -m venv /opt/cronwarden
+# /opt/build holds the build backend (setuptools, from requirements-build.lock)
+# and the pip that installs; /opt/cronwarden, created without pip, gets only what
+# runs: pip installs into it from outside (--python).
+RUN python -m venv /opt/build \
+    && python -m venv --without-pip /opt/cronwarden
+# The locks before the code: a change to the code does not reinstall them.
+COPY requirements.lock requirements-build.lock ./
+RUN /opt/build/bin/pip install --require-hashes --no-deps -r requirements-build.lock \
+    && /opt/build/bin/pip --python /opt/cronwarden/bin/python install \
+       --require-hashes --no-deps -r requirements.lock
 # Only what the package build needs: a change to tests or docs does not rebuild.
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY operator/ operator/
-# A regular (non-editable) install; pip compiles the bytecode, since the running
-# container cannot write it. pip itself is not needed at run time.
-RUN /opt/cronwarden/bin/pip install --require-virtualenv . \
-    && /opt/cronwarden/bin/pip uninstall --yes pip \
+# The wheel is built with the locked setuptools (no isolated build environment,
+# which would fetch an unpinned one) and installed without dependencies, all of
+# them being in place already; pip compiles the bytecode, since the running
+# container cannot write it.
+RUN /opt/build/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /tmp/dist . \
+    && /opt/build/bin/pip --python /opt/cronwarden/bin/python install \
+       --no-deps /tmp/dist/cronwarden-*.whl \
+    && /opt/build/bin/pip --python /opt/cronwarden/bin/python check \
     && /opt/cronwarden/bin/cronwarden --version
 
 FROM ${PYTHON_IMAGE}

@@ -7,7 +7,7 @@
 # Go version and BUILD_REVISION, so a later run on the same machine (or another
 # checkout) reuses it, and changing a pin rebuilds only that tool.
 #
-# Usage: hack/build-tools.sh [tool...]   (default: every tool)
+# Usage: hack/build-tools.sh [tool...]   (default: every tool but the on-demand ones)
 # Env:   CRONWARDEN_TOOLS_CACHE  cache root (default ~/.cache/cronwarden/tools)
 #        STATE_DIR               where bin/ links go (default ./.state)
 set -euo pipefail
@@ -20,6 +20,8 @@ cache=${CRONWARDEN_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/cronwarden/tools
 state=${STATE_DIR:-$root/.state}
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
 all_tools=(kubernetes etcd kwok helm promtool)
+# Built only when asked for by name (crane: `make pin-base-image`).
+on_demand_tools=(crane)
 tools=("${@:-${all_tools[@]}}")
 
 mod_version() { (cd "$root/hack/tools/$1" && go list -m -f '{{.Version}}' "$2"); }
@@ -72,6 +74,14 @@ build_helm() {
     -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$minor" helm.sh/helm/v3/cmd/helm
 }
 
+build_crane() {
+  local v
+  v=$(mod_version crane github.com/google/go-containerregistry)
+  go build -trimpath -o "$1/crane" -ldflags "-s -w \
+    -X github.com/google/go-containerregistry/cmd/crane/cmd.Version=$v" \
+    github.com/google/go-containerregistry/cmd/crane
+}
+
 build_promtool() {
   local v
   v=$(mod_version promtool github.com/prometheus/prometheus)
@@ -84,7 +94,7 @@ mkdir -p "$cache" "$state/bin"
 total_start=$(date +%s)
 for tool in "${tools[@]}"; do
   moddir=$root/hack/tools/$tool
-  [ -f "$moddir/go.mod" ] || { echo "build-tools: unknown tool '$tool' (known: ${all_tools[*]})" >&2; exit 2; }
+  [ -f "$moddir/go.mod" ] || { echo "build-tools: unknown tool '$tool' (known: ${all_tools[*]} ${on_demand_tools[*]})" >&2; exit 2; }
   key=$( (cat "$moddir/go.mod" "$moddir/go.sum"; go env GOVERSION; echo "$BUILD_REVISION") | sha256sum | cut -c1-12)
   dir=$cache/$tool-$key
   if [ -f "$dir/.complete" ]; then
