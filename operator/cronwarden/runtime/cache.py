@@ -17,6 +17,7 @@ and (for Jobs) the pod template, which nothing here reads.
 from __future__ import annotations
 
 import bisect
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,14 +52,45 @@ def is_finished(job: Body) -> bool:
     )
 
 
-def newer(old: Body | None, new: Body) -> bool:
+@dataclass(frozen=True, slots=True)
+class Packed:
+    """A task or CronJob as the cache holds it: the slimmed body as compact JSON (a
+    third of the memory of the parsed dict), plus what the indexes need. A reconcile
+    unpacks the two it reads, which costs tens of microseconds."""
+
+    uid: str
+    resource_version: str
+    age: tuple[str, str]  # (creationTimestamp, name)
+    data: bytes
+
+    def body(self) -> Body:
+        loaded: Body = json.loads(self.data)
+        return loaded
+
+
+def pack(body: Body) -> Packed:
+    meta = body.get("metadata") or {}
+    return Packed(
+        str(meta.get("uid") or ""),
+        str(meta.get("resourceVersion") or ""),
+        _age(body),
+        json.dumps(slim(body), separators=(",", ":")).encode(),
+    )
+
+
+def _version(obj: Body | Packed) -> str:
+    if isinstance(obj, Packed):
+        return obj.resource_version
+    return str((obj.get("metadata") or {}).get("resourceVersion", ""))
+
+
+def newer(old: Body | Packed | None, new: Body) -> bool:
     """Whether `new` is at least as recent as `old`. resourceVersions are opaque, but
     etcd's are integers: only then are they compared, to keep a watch event that was
     already in flight from replacing the answer to a later write of ours."""
     if old is None:
         return True
-    a = (old.get("metadata") or {}).get("resourceVersion", "")
-    b = (new.get("metadata") or {}).get("resourceVersion", "")
+    a, b = _version(old), _version(new)
     if a.isdigit() and b.isdigit():
         return int(b) >= int(a)
     return True
@@ -88,10 +120,10 @@ class View:
 
 class Cache:
     def __init__(self) -> None:
-        self.tasks: dict[Key, Body] = {}
+        self.tasks: dict[Key, Packed] = {}
         # Per namespace, its tasks as (creationTimestamp, name), oldest first.
         self._order: dict[str, list[tuple[str, str]]] = {}
-        self.cronjobs: dict[Key, Body] = {}
+        self.cronjobs: dict[Key, Packed] = {}
         self._cronjob_keys: dict[str, Key] = {}  # CronJob uid -> its key
         self._jobs: dict[str, dict[str, Body]] = {}  # CronJob uid -> Job name -> body
         self._departed: dict[str, dict[str, Body]] = {}  # the same, for deleted finished Jobs
@@ -119,12 +151,12 @@ class Cache:
             old = self.tasks.pop(key, None)
             if old is not None:
                 order = self._order.get(key[0], [])
-                entry = _age(old)
+                entry = old.age
                 at = bisect.bisect_left(order, entry)
                 if at < len(order) and order[at] == entry:
                     del order[at]
         elif newer(old := self.tasks.get(key), body):
-            self.tasks[key] = slim(body)
+            self.tasks[key] = pack(body)
             if old is None:
                 bisect.insort(self._order.setdefault(key[0], []), _age(body))
         return key
@@ -149,13 +181,13 @@ class Cache:
             if self._cronjob_keys.pop(uid, None) is not None:
                 self._departed.pop(uid, None)
             old = self.cronjobs.get(key)
-            if old is not None and old["metadata"].get("uid") == uid:
+            if old is not None and old.uid == uid:
                 del self.cronjobs[key]
         elif newer(self.cronjobs.get(key), body):
             old = self.cronjobs.get(key)
-            if old is not None and old["metadata"].get("uid") != uid:
-                self._cronjob_keys.pop(old["metadata"].get("uid"), None)
-            self.cronjobs[key] = slim(body)
+            if old is not None and old.uid != uid:
+                self._cronjob_keys.pop(old.uid, None)
+            self.cronjobs[key] = pack(body)
             self._cronjob_keys[uid] = key
 
     def job_event(self, type_: str | None, body: Body) -> None:
@@ -180,18 +212,24 @@ class Cache:
     # Reads
 
     def view(self, key: Key) -> View:
-        cronjob = self.cronjobs.get(key)
+        packed = self.cronjobs.get(key)
         jobs: list[Body] = []
-        if cronjob is not None:
-            uid = cronjob["metadata"].get("uid", "")
+        if packed is not None:
+            uid = packed.uid
             departed = self._departed.get(uid, {})
             live = self._jobs.get(uid, {})
             jobs = [*live.values(), *(b for n, b in departed.items() if n not in live)]
         task = self.tasks.get(key)
         rank = 0
         if task is not None:
-            rank = bisect.bisect_left(self._order.get(key[0], []), _age(task))
-        return View(key, task, cronjob, jobs, rank)
+            rank = bisect.bisect_left(self._order.get(key[0], []), task.age)
+        return View(
+            key,
+            task.body() if task is not None else None,
+            packed.body() if packed is not None else None,
+            jobs,
+            rank,
+        )
 
     def forget_departed(self, cronjob_uid: str, names: set[str]) -> None:
         """Drop departed Jobs whose runs are recorded in the task's status."""

@@ -81,7 +81,7 @@ def test_an_older_watch_event_does_not_undo_a_write_answer() -> None:
     cache.task_event(None, task("5"))
     cache.task_event("MODIFIED", task("7"))  # our status write's answer
     cache.task_event("MODIFIED", task("6"))  # an event already in flight
-    assert cache.tasks[KEY]["metadata"]["resourceVersion"] == "7"
+    assert cache.view(KEY).task["metadata"]["resourceVersion"] == "7"  # type: ignore[index]
     cache.task_event("DELETED", task("8"))
     assert KEY not in cache.tasks
 
@@ -100,8 +100,10 @@ def test_bodies_are_stored_slim() -> None:
     cache = Cache()
     cache.cronjob_event(None, cronjob())
     cache.job_event(None, job("mine"))
-    assert "managedFields" not in cache.cronjobs[KEY]["metadata"]
-    assert "spec" in cache.cronjobs[KEY]
+    stored = cache.view(KEY).cronjob
+    assert stored is not None
+    assert "managedFields" not in stored["metadata"]
+    assert "spec" in stored
     assert "spec" not in cache.view(KEY).jobs[0]
     applied = {
         "metadata": {
@@ -133,7 +135,7 @@ def test_rank_is_the_position_among_the_namespaces_tasks_oldest_first() -> None:
     assert [cache.view(("team-a", n)).rank for n in ("c", "a", "b")] == [0, 1, 2]
     assert cache.view(("team-b", "z")).rank == 0
     assert cache.namespace_size("team-a") == 3
-    cache.task_event("DELETED", cache.tasks[("team-a", "c")])
+    cache.task_event("DELETED", cache.tasks[("team-a", "c")].body())
     assert [cache.view(("team-a", n)).rank for n in ("a", "b")] == [0, 1]
     assert cache.task_at("team-a", 1) == ("team-a", "b")
     assert cache.task_at("team-a", 2) is None
