@@ -218,4 +218,4 @@ class Engine:
         while True:
             await asyncio.sleep(self.settings.resync_seconds)
             for key in list(self.cache.tasks):
-                self.queue.add(key)
+                self.queue.add(key, background=True)

@@ -2,11 +2,17 @@
 and a key added while it is being worked on is reconciled once more afterwards.
 The queue also owns retry state: failures are counted per key (not per worker),
 so a key's backoff grows across workers and resets when it succeeds.
+
+Two lanes: keys added because something happened (a watch event, a time-driven
+wake-up, a retry) go before keys added by the periodic resync, so a resync of
+10,000 tasks never delays the status of a run that just finished. A background
+key that becomes urgent moves to the front lane.
 Everything runs on the operator's event loop."""
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 
 # (namespace, name) of a ScheduledTask.
 TaskKey = tuple[str, str]
@@ -18,19 +24,24 @@ BACKOFF_MAX = 300.0
 
 class WorkQueue:
     def __init__(self) -> None:
-        self._queue: asyncio.Queue[TaskKey] = asyncio.Queue()
-        self._pending: set[TaskKey] = set()
+        self._urgent: deque[TaskKey] = deque()
+        self._background: deque[TaskKey] = deque()
+        self._ready = asyncio.Event()
+        self._pending: dict[TaskKey, bool] = {}  # key -> queued in the urgent lane
         self._active: set[TaskKey] = set()
         self._again: set[TaskKey] = set()
         self._timers: dict[TaskKey, asyncio.TimerHandle] = {}
         self._failures: dict[TaskKey, int] = {}
 
-    def add(self, key: TaskKey) -> None:
+    def add(self, key: TaskKey, *, background: bool = False) -> None:
         if key in self._active:
             self._again.add(key)
-        elif key not in self._pending:
-            self._pending.add(key)
-            self._queue.put_nowait(key)
+            return
+        urgent = self._pending.get(key)
+        if urgent is None or (urgent is False and not background):
+            self._pending[key] = not background
+            (self._background if background else self._urgent).append(key)
+            self._ready.set()
 
     def add_after(self, key: TaskKey, delay: float) -> None:
         """Add `key` after `delay` seconds. One timer per key: a later call replaces
@@ -71,10 +82,16 @@ class WorkQueue:
         self.add(key)
 
     async def get(self) -> TaskKey:
-        key = await self._queue.get()
-        self._pending.discard(key)
-        self._active.add(key)
-        return key
+        while True:
+            for lane, urgent in ((self._urgent, True), (self._background, False)):
+                while lane:
+                    key = lane.popleft()
+                    if self._pending.get(key) is urgent:  # else moved lanes or taken
+                        del self._pending[key]
+                        self._active.add(key)
+                        return key
+            self._ready.clear()
+            await self._ready.wait()
 
     def done(self, key: TaskKey) -> None:
         self._active.discard(key)

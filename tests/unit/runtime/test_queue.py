@@ -59,3 +59,26 @@ def test_a_retry_timer_fires() -> None:
         return await asyncio.wait_for(queue.get(), timeout=5)
 
     assert asyncio.run(scenario()) == ("ns", "a")
+
+
+def test_events_go_before_the_resync() -> None:
+    async def scenario() -> list[tuple[str, str]]:
+        queue = WorkQueue()
+        for i in range(3):
+            queue.add(("ns", f"resync-{i}"), background=True)
+        queue.add(("ns", "job-finished"))
+        queue.add(("ns", "resync-2"))  # an event for a key waiting in the background lane
+        queue.add(("ns", "resync-0"), background=True)  # already queued: no duplicate
+        got = []
+        while len(queue):
+            key = await queue.get()
+            got.append(key)
+            queue.done(key)
+        return got
+
+    assert asyncio.run(scenario()) == [
+        ("ns", "job-finished"),
+        ("ns", "resync-2"),
+        ("ns", "resync-0"),
+        ("ns", "resync-1"),
+    ]
