@@ -2,7 +2,9 @@
 
 core/ decides from its inputs and never talks to the cluster or to Prometheus, so
 it must not import kopf, the kubernetes client or prometheus_client (directly or
-through runtime/); api/ depends on nothing of ours but itself.
+through runtime/); api/ depends on nothing of ours but itself. The kubectl plugin
+(plugin/) runs without the operator's runtime: no kopf, no prometheus_client, and
+only its client module talks to the API.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "operator" / "cronwarden"
 FORBIDDEN = {
     "core": ("kopf", "kubernetes", "prometheus_client", "cronwarden.runtime", "urllib3"),
     "api": ("kopf", "kubernetes", "prometheus_client", "cronwarden.runtime", "cronwarden.core"),
+    "plugin": ("kopf", "prometheus_client", "cronwarden.runtime"),
 }
 
 
@@ -40,6 +43,15 @@ def test_layer_imports_nothing_forbidden(layer: str) -> None:
         if any(name == bad or name.startswith(bad + ".") for bad in FORBIDDEN[layer])
     ]
     assert not offending, "\n".join(offending)
+
+
+def test_only_the_plugins_client_talks_to_the_api() -> None:
+    talkers = {
+        path.name
+        for path in (PACKAGE / "plugin").rglob("*.py")
+        if any(n.split(".")[0] in ("kubernetes", "urllib3") for n in imports(path))
+    }
+    assert talkers == {"client.py"}
 
 
 def test_forbidden_import_is_detected(tmp_path: Path) -> None:

@@ -1,0 +1,229 @@
+"""`kubectl cronwarden`, the installed console script, against the real control plane:
+get, trigger, why, suspend and resume on a task the shared operator reconciles, and
+next without a cluster. The kubeconfig is always passed with --kubeconfig."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.e2e.support import Cluster, condition_of, wait_for
+from tests.e2e.test_monitor import monitoring
+from tests.e2e.test_ownership import NEVER_SOON, job_done, quiet
+
+# The console script installed next to this interpreter (pip install -e . makes it).
+PLUGIN = Path(sys.executable).parent / "kubectl-cronwarden"
+
+
+def plugin(*args: str, kubeconfig: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the plugin; never with KUBECONFIG or in-cluster credentials from the
+    environment, so that only the explicit --kubeconfig counts."""
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST")
+    }
+    env["HOME"] = "/nonexistent"  # no ~/.kube/config either
+    assert PLUGIN.exists(), f"{PLUGIN} is not installed: run make install (pip install -e .)"
+    argv = [str(PLUGIN), *(["--kubeconfig", str(kubeconfig)] if kubeconfig else []), *args]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
+    # Shown with pytest -s: the README's samples come from here.
+    print(f"$ kubectl cronwarden {shlex.join(args)}\n{proc.stdout}{proc.stderr}", end="")
+    return proc
+
+
+def test_get_trigger_why_suspend_resume(cluster: Cluster, kubeconfig: Path) -> None:
+    ns = cluster.namespace
+    task = quiet(
+        "nightly-report",
+        owner="team-reports",
+        runbookURL="https://runbooks.example.com/nightly-report",
+        expectedResult="report.pdf in the reports bucket",
+        rollbackNote="safe to re-run; the report is overwritten",
+    )
+    cluster.apply(task)
+    cluster.wait_ready("nightly-report")
+
+    got = plugin("get", "-n", ns, kubeconfig=kubeconfig)
+    assert got.returncode == 0, got.stderr
+    header, row = got.stdout.splitlines()
+    assert header.split() == [
+        "NAME", "SCHEDULE", "TZ", "LAST", "SUCCESS", "NEXT", "RUN", "STATE", "OWNER"
+    ]  # fmt: skip
+    assert row.split() == [
+        "nightly-report", *NEVER_SOON.split(), "Etc/UTC", "<never>",
+        cluster.task("nightly-report")["status"]["nextScheduleTime"], "OK", "team-reports",
+    ]  # fmt: skip
+    everywhere = plugin("get", "-A", kubeconfig=kubeconfig)
+    assert any(
+        line.split()[:2] == [ns, "nightly-report"] for line in everywhere.stdout.splitlines()
+    )
+    as_json = plugin("get", "nightly-report", "-n", ns, "-o", "json", kubeconfig=kubeconfig)
+    assert json.loads(as_json.stdout)["metadata"]["name"] == "nightly-report"
+
+    # trigger: a Job from the CronJob, recorded by the operator as a Manual run.
+    started = plugin("-n", ns, "trigger", "nightly-report", kubeconfig=kubeconfig)
+    assert started.returncode == 0, started.stderr
+    assert started.stdout.startswith("job.batch/nightly-report-manual-")
+    name = started.stdout.split()[0].removeprefix("job.batch/")
+    job = cluster.get("job", name)
+    assert job is not None
+    user = json.loads(cluster.kubectl("auth", "whoami", "-o", "json").stdout)["status"]["userInfo"]
+    annotations = job["metadata"]["annotations"]
+    assert annotations["cronjob.kubernetes.io/instantiate"] == "manual"
+    assert annotations["cronwarden.io/triggered-by"] == user["username"]
+    [owner] = job["metadata"]["ownerReferences"]
+    cronjob = cluster.get("cronjob", "nightly-report")
+    assert cronjob is not None
+    assert (owner["kind"], owner["uid"], owner["controller"], owner["blockOwnerDeletion"]) == (
+        "CronJob",
+        cronjob["metadata"]["uid"],
+        True,
+        True,
+    )
+    wait_for(lambda: job_done(cluster, name), timeout=60, what=f"Job {name} to complete")
+    recorded = cluster.wait_task(
+        "nightly-report",
+        lambda t: (t["status"].get("lastRun") or {}).get("job") == name,
+        timeout=60,
+        what="the manual run in status.lastRun",
+    )
+    last = recorded["status"]["lastRun"]
+    assert (last["trigger"], last["triggeredBy"], last["result"]) == (
+        "Manual",
+        user["username"],
+        "Succeeded",
+    )
+
+    why = plugin("why", "nightly-report", "-n", ns, kubeconfig=kubeconfig)
+    assert why.returncode == 0, why.stderr
+    assert f"Last run:      Job {name}: Succeeded, Manual by {user['username']}" in why.stdout
+    assert f"  {name}   Manual by {user['username']}   Succeeded" in why.stdout
+    assert "Healthy" in why.stdout
+    assert "Rollback note:   safe to re-run; the report is overwritten" in why.stdout
+    wait_for(
+        lambda: (
+            "RunSucceeded"
+            in plugin("why", "nightly-report", "-n", ns, kubeconfig=kubeconfig).stdout
+        ),
+        timeout=30,
+        what="the RunSucceeded Event in why",
+    )
+    assert plugin("get", "-n", ns, kubeconfig=kubeconfig).stdout.splitlines()[1].split()[7] != (
+        "<never>"
+    )
+
+    # suspend / resume flip spec.suspend; a GitOps label draws a warning.
+    cluster.kubectl(
+        "-n",
+        ns,
+        "label",
+        "scheduledtask",
+        "nightly-report",
+        "kustomize.toolkit.fluxcd.io/name=apps",
+    )
+    paused = plugin("suspend", "nightly-report", "-n", ns, kubeconfig=kubeconfig)
+    assert paused.returncode == 0, paused.stderr
+    assert paused.stdout == "scheduledtask.cronwarden.io/nightly-report suspended\n"
+    assert "managed by Flux" in paused.stderr
+    assert "they will revert it" in paused.stderr
+    assert cluster.task("nightly-report")["spec"]["suspend"] is True
+    cluster.wait_task(
+        "nightly-report",
+        lambda t: (condition_of(t, "Suspended") or {}).get("status") == "True",
+        timeout=30,
+        what="Suspended=True",
+    )
+    assert "Suspended" in plugin("get", "-n", ns, kubeconfig=kubeconfig).stdout
+    resumed = plugin("resume", "nightly-report", "-n", ns, kubeconfig=kubeconfig)
+    assert resumed.stdout == "scheduledtask.cronwarden.io/nightly-report resumed\n"
+    assert cluster.task("nightly-report")["spec"]["suspend"] is False
+
+
+def test_why_explains_a_failing_run(cluster: Cluster, kubeconfig: Path) -> None:
+    ns = cluster.namespace
+    cluster.apply(quiet("nightly-export", fail=True, owner="team-data"))
+    cluster.apply(quiet("nightly-report", owner="team-reports"))
+    cluster.wait_ready("nightly-export")
+    cluster.wait_ready("nightly-report")
+    started = plugin("trigger", "nightly-export", "-n", ns, kubeconfig=kubeconfig)
+    name = started.stdout.split()[0].removeprefix("job.batch/")
+    cluster.wait_task(
+        "nightly-export",
+        lambda t: (condition_of(t, "Failing") or {}).get("status") == "True",
+        timeout=60,
+        what="Failing=True after the manual run failed",
+    )
+    rows = plugin("get", "-n", ns, kubeconfig=kubeconfig).stdout.splitlines()[1:]
+    assert [(r.split()[0], r.split()[-2]) for r in rows] == [
+        ("nightly-export", "Failing"),
+        ("nightly-report", "OK"),
+    ]
+
+    def explained() -> str | None:
+        out = plugin("why", "nightly-export", "-n", ns, kubeconfig=kubeconfig).stdout
+        return out if "RunFailed" in out else None
+
+    why = wait_for(explained, timeout=30, what="the RunFailed Event in why")
+    assert "State:           Failing\n" in why
+    assert (
+        f"  Failing: 1 failed run(s) in a row, limit 1; last: Job {name} failed "
+        "(BackoffLimitExceeded) (reason ConsecutiveFailures)."
+    ) in why
+    assert f"Last run:      Job {name}: Failed (BackoffLimitExceeded), Manual by " in why
+
+
+def test_suspend_in_monitor_mode_patches_the_cronjob(cluster: Cluster, kubeconfig: Path) -> None:
+    ns = cluster.namespace
+    cluster.kubectl(
+        "-n", ns, "create", "cronjob", "vendor", "--image=busybox:1.37", f"--schedule={NEVER_SOON}"
+    )
+    cluster.apply(monitoring("watch-vendor", "vendor"))
+    cluster.wait_ready("watch-vendor")
+    got = plugin("get", "watch-vendor", "-n", ns, kubeconfig=kubeconfig)
+    assert got.stdout.splitlines()[1].split()[1:3] == ["->", "cronjob/vendor"]
+    paused = plugin("suspend", "watch-vendor", "-n", ns, kubeconfig=kubeconfig)
+    assert paused.returncode == 0, paused.stderr
+    assert paused.stdout.startswith("cronjob.batch/vendor suspended (scheduledtask watch-vendor")
+    cronjob = cluster.get("cronjob", "vendor")
+    assert cronjob is not None
+    assert cronjob["spec"]["suspend"] is True
+    assert "suspend" not in cluster.task("watch-vendor")["spec"]
+
+
+def test_a_missing_task_exits_1(crd: str, namespace: str, kubeconfig: Path) -> None:
+    missing = plugin("get", "nosuch", "-n", namespace, kubeconfig=kubeconfig)
+    assert missing.returncode == 1
+    assert missing.stderr == f'error: scheduledtask "nosuch" not found in namespace "{namespace}"\n'
+    assert plugin("why", "nosuch", "-n", namespace, kubeconfig=kubeconfig).returncode == 1
+    unreachable = plugin("get", kubeconfig=Path("/nonexistent/kubeconfig"))
+    assert unreachable.returncode == 1
+    assert "no kubeconfig at /nonexistent/kubeconfig" in unreachable.stderr
+
+
+def test_next_shows_the_slot_that_spring_forward_skips() -> None:
+    shown = plugin(
+        "next",
+        "0 2 * * *",
+        "--tz",
+        "Europe/Berlin",
+        "--count",
+        "3",
+        "--from",
+        "2027-03-27T00:00:00Z",
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert [line.split()[0] for line in shown.stdout.splitlines()[2:5]] == [
+        "2027-03-27T01:00:00Z",
+        "2027-03-29T00:00:00Z",  # 2027-03-28 02:00 does not exist in Berlin
+        "2027-03-30T00:00:00Z",
+    ]
+    assert (
+        "Europe/Berlin: on 2027-03-28 clocks go forward by 1 hour at 02:00 local time; "
+        "the CronJob controller will skip the run at 02:00 that day"
+    ) in shown.stdout
+    invalid = plugin("next", "0 2 * * 7")
+    assert invalid.returncode == 2
+    assert "day-of-week" in invalid.stderr
