@@ -91,6 +91,7 @@ class Result:
     cronjob: Body | None = None
     recorded: set[str] = field(default_factory=set)  # Jobs whose runs are now in status
     cronjob_uid: str | None = None
+    events: list[tuple[Body, Event]] = field(default_factory=list)  # to post, in order
 
 
 class Controller:
@@ -185,10 +186,9 @@ class Controller:
             "written" if status_changed else "unchanged",
         )
 
-        # 6. Tell people, once the status that records it is written.
-        for event in events:
-            self.fence()
-            self.kube.post_event(obj, event.type, event.reason, event.message)
+        # 6. Tell people, once the status that records it is written (the engine posts
+        #    them off the worker, so a burst of runs does not wait for its Events).
+        result.events = [(obj, event) for event in events]
 
         # 7. Export what status says as metrics.
         self.metrics.update(task, outcome)
@@ -231,9 +231,7 @@ class Controller:
                 status_body(outcome.status),
                 obj["metadata"]["resourceVersion"],
             )
-        for event in events:
-            self.fence()
-            self.kube.post_event(obj, event.type, event.reason, event.message)
+        result.events = [(obj, event) for event in events]
         self.metrics.update(judged, outcome)
         wakes = [t for t in (outcome.wake_at, now + MONITOR_POLL) if t is not None]
         result.wake_at = min(wakes)
@@ -292,6 +290,12 @@ class Controller:
         self.metrics.forget(*key)
         self.kube.forget_events(*key)
         self.applied.pop(key, None)
+
+    def post_events(self, events: list[tuple[Body, Event]]) -> None:
+        for obj, event in events:
+            if not self.active():
+                return
+            self.kube.post_event(obj, event.type, event.reason, event.message)
 
     def report_unparsable(self, obj: Body, message: str) -> Body | None:
         previous = (obj.get("status") or {}).get("conditions") or []

@@ -52,6 +52,8 @@ class Engine:
             max_tasks_per_namespace=settings.max_tasks_per_namespace,
         )
         self._executor = ThreadPoolExecutor(settings.workers, thread_name_prefix="reconcile")
+        # Events are posted by one thread of their own, in order, off the workers' path.
+        self._events = ThreadPoolExecutor(1, thread_name_prefix="events")
         self._workers: list[asyncio.Task[None]] = []
         self._elector_task: asyncio.Task[None] | None = None
         self.kube = kube
@@ -75,6 +77,7 @@ class Engine:
             await asyncio.gather(self._elector_task, return_exceptions=True)
         await self.stop_workers()
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self._events.shutdown(wait=False, cancel_futures=True)
 
     async def start_workers(self) -> None:
         if self._workers:
@@ -208,6 +211,8 @@ class Engine:
             self.cache.cronjob_event("MODIFIED", result.cronjob)
         if result.cronjob_uid and result.recorded:
             self.cache.forget_departed(result.cronjob_uid, result.recorded)
+        if result.events:
+            self._events.submit(self.controller.post_events, result.events)
         if result.wake_at is not None:
             delay = (result.wake_at - datetime.now(UTC)).total_seconds()
             self.queue.add_after(key, max(delay, 0.0))
