@@ -113,7 +113,7 @@ test-e2e: install tools ## Run the end-to-end tests on the local control plane (
 ##@ Tools and local control plane
 
 .PHONY: tools
-tools: ## Build the pinned control plane, kwok, helm and promtool from Go modules (cached).
+tools: ## Build the pinned control plane, kwok, helm, promtool, prometheus and alertmanager from Go modules (cached).
 	hack/build-tools.sh
 
 .PHONY: cluster-up

@@ -19,7 +19,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cache=${CRONWARDEN_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/cronwarden/tools}
 state=${STATE_DIR:-$root/.state}
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
-all_tools=(kubernetes etcd kwok helm promtool)
+all_tools=(kubernetes etcd kwok helm promtool prometheus alertmanager)
 # Built only when asked for by name (crane: `make pin-base-image`).
 on_demand_tools=(crane)
 tools=("${@:-${all_tools[@]}}")
@@ -88,6 +88,47 @@ build_promtool() {
   go build -trimpath -tags remove_all_sd -o "$1/promtool" \
     -ldflags "-s -w -X github.com/prometheus/common/version.Version=$v" \
     github.com/prometheus/prometheus/cmd/promtool
+}
+
+build_prometheus() {
+  local v
+  v=$(mod_version prometheus github.com/prometheus/prometheus)
+  # The server and promtool are one Prometheus release: a pin moved in only one
+  # of the two modules is an error, not a second version.
+  if [ "$v" != "$(mod_version promtool github.com/prometheus/prometheus)" ]; then
+    echo "build-tools: hack/tools/prometheus and hack/tools/promtool pin different Prometheus versions" >&2
+    return 1
+  fi
+  go build -trimpath -tags remove_all_sd -o "$1/prometheus" \
+    -ldflags "-s -w -X github.com/prometheus/common/version.Version=$v" \
+    github.com/prometheus/prometheus/cmd/prometheus
+}
+
+build_alertmanager() {
+  local out=$1 v src build
+  v=$(mod_version alertmanager github.com/prometheus/alertmanager)
+  # ui/web.go embeds ui/app/dist, the web UI's npm build output, which the module
+  # zip does not contain. Build a writable copy of the module source (verified
+  # against go.sum on download) with a placeholder file there, through a replace
+  # in a copy of this module. The web UI answers 404; the API is unaffected.
+  go mod download github.com/prometheus/alertmanager
+  src=$(go list -m -f '{{.Dir}}' github.com/prometheus/alertmanager)
+  build=$out/../build
+  rm -rf "$build" && mkdir -p "$build/mod"
+  cp -R "$src" "$build/alertmanager"
+  chmod -R u+w "$build/alertmanager"
+  mkdir -p "$build/alertmanager/ui/app/dist"
+  echo '<!doctype html><title>Alertmanager</title><p>Built without the web UI.</p>' \
+    >"$build/alertmanager/ui/app/dist/index.html"
+  cp go.mod go.sum "$build/mod/"
+  (
+    cd "$build/mod"
+    go mod edit -replace "github.com/prometheus/alertmanager=$build/alertmanager"
+    go build -trimpath -o "$out/alertmanager" \
+      -ldflags "-s -w -X github.com/prometheus/common/version.Version=${v#v}" \
+      github.com/prometheus/alertmanager/cmd/alertmanager
+  )
+  rm -rf "$build"
 }
 
 mkdir -p "$cache" "$state/bin"

@@ -114,12 +114,30 @@ stop_component() {
 }
 
 start_component() {
-  local pidfile=$KWOK_WORKDIR/clusters/$name/pids/$1.pid cmd
+  local pidfile=$KWOK_WORKDIR/clusters/$name/pids/$1.pid log=$KWOK_WORKDIR/clusters/$name/logs/$1.log
+  local cmd offset pid
   [ -f "$state/$1.cmdline" ] || { echo "cluster: $1 was not stopped by stop-component" >&2; exit 2; }
   mapfile -t cmd <"$state/$1.cmdline"
-  nohup "${cmd[@]}" >>"$KWOK_WORKDIR/clusters/$name/logs/$1.log" 2>&1 &
-  echo $! >"$pidfile"
-  echo "cluster: started $1 (pid $!)"
+  offset=$(stat -c %s "$log" 2>/dev/null || echo 0)
+  nohup "${cmd[@]}" >>"$log" 2>&1 &
+  pid=$!
+  echo "$pid" >"$pidfile"
+  # Wait until it serves (the Kubernetes components log "Serving securely on"),
+  # and fail at once if it exits: for example because another local cluster,
+  # created meanwhile, took the port it had while it was stopped.
+  for _ in $(seq 1 300); do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "cluster: $1 exited right after starting; the end of $log:" >&2
+      tail -c +"$((offset + 1))" "$log" | tail -n 5 >&2
+      exit 1
+    fi
+    if tail -c +"$((offset + 1))" "$log" | grep -q "Serving securely on"; then
+      echo "cluster: started $1 (pid $pid)"
+      return
+    fi
+    sleep 0.1
+  done
+  echo "cluster: started $1 (pid $pid), but it did not report serving within 30s" >&2
 }
 
 case ${1:-} in

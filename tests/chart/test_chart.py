@@ -717,6 +717,8 @@ def test_monitoring_objects_are_off_by_default_and_on_behind_their_switches() ->
     [endpoint] = monitor["spec"]["endpoints"]
     assert endpoint["port"] == "metrics"
     assert endpoint["path"] == "/metrics"
+    # The task's own namespace label wins over the operator pod's (see test_alerting.py).
+    assert endpoint["honorLabels"] is True
     # The alert rules select the operator's scrape job by name.
     assert {"action": "replace", "targetLabel": "job", "replacement": "cronwarden"} in endpoint[
         "relabelings"
