@@ -59,9 +59,10 @@ from tests.e2e.support import (
     watching,
 )
 from tests.e2e.test_detection import component, parse_time
-from tests.e2e.test_scheduledtask import RUN_TIMEOUT, every_minute
+from tests.e2e.test_scheduledtask import RUN_TIMEOUT, every_minute, hung
 
 MISSED = "CronwardenTaskMissedRun"
+BLOCKED = "CronwardenTaskBlocked"
 GRACE = 10
 # Scrape and evaluate every few seconds instead of every 30 s; the rules' `for:`
 # durations are the shipped ones.
@@ -231,13 +232,13 @@ def stack(
 
 
 def pages(
-    received: list[Received], prometheus: str, status: str
+    received: list[Received], prometheus: str, status: str, alert: str = MISSED
 ) -> dict[tuple[str, str], Received]:
-    """The first MissedRun alert per (namespace, name) from one Prometheus, by status."""
+    """The first `alert` per (namespace, name) from one Prometheus, by status."""
     found: dict[tuple[str, str], Received] = {}
     for r in received:
         if (r.labels.get("alertname"), r.labels.get("prometheus"), r.status) == (
-            MISSED,
+            alert,
             prometheus,
             status,
         ):
@@ -423,14 +424,48 @@ def test_missed_run_pages_the_owner_and_resolves(
     record_property("duration_seconds", round(elapsed))
 
 
-# ---------------------------------------------------------------------------
-# TODO(issue 9, CronwardenTaskBlocked): the second test function goes here.
-# The alert is in main's rules now; this branch leaves the test to its owner.
-# Sketch: a test (not disruptive: nothing is stopped) using the `stack` fixture
-# applies `hung("wedged", missedRunGraceSeconds=GRACE, owner=..., runbookURL=...)`
-# from test_scheduledtask (its first run stays Pending, so Forbid holds back the
-# next slots; see test_blocked.py), waits for CronwardenTaskBlocked at the
-# owner's webhook with namespace, name, owner and runbook_url (about one
-# interval + GRACE + the rule's `for: 1m` after the hung run's slot), deletes
-# the hung Job, and waits for the resolved notification.
-# ---------------------------------------------------------------------------
+def test_a_hung_run_pages_blocked_and_resolves_when_it_ends(
+    stack: Stack, record_property: pytest.RecordProperty
+) -> None:
+    """A run that never ends (its pod can never be scheduled) holds back the next slot
+    under Forbid: CronwardenTaskBlocked reaches the owner; deleting the hung Job lets
+    the next slot run, and the alert resolves."""
+    ns = stack.namespaces[0]
+    cluster = stack.clusters[ns]
+    owner, runbook = "team-a", f"{RUNBOOKS}/a/wedged"
+    cluster.apply(hung("wedged", owner=owner, runbookURL=runbook, missedRunGraceSeconds=GRACE))
+    first = cluster.wait_task(
+        "wedged",
+        lambda t: bool(t.get("status", {}).get("active")),
+        timeout=RUN_TIMEOUT,
+        what="the first run to start and hang",
+    )
+    [job] = first["status"]["active"]
+    hold = duration_seconds(stack.rule(BLOCKED).get("for", "0s"))
+    key = (ns, "wedged")
+    fired = wait_for(
+        lambda: pages(stack.receiver.received(), FIXED, "firing", BLOCKED).get(key),
+        timeout=60 + GRACE + hold + PAGE_SLACK + 30,
+        what=f"{BLOCKED} at the owner's webhook",
+    )
+    assert fired.path == f"/{owner}"
+    assert {
+        "alertname": BLOCKED,
+        "namespace": ns,
+        "name": "wedged",
+        "owner": owner,
+        "runbook_url": runbook,
+    }.items() <= fired.labels.items(), fired.labels
+    blocked = condition_of(cluster.task("wedged"), "Blocked")
+    assert blocked is not None
+    assert blocked["status"] == "True"
+    since = parse_time(blocked["lastTransitionTime"]).timestamp()
+    print(f"{BLOCKED}: webhook {fired.arrived - since:.1f}s after Blocked=True (for {hold:.0f}s)")
+    record_property("blocked_page_after_condition_seconds", round(fired.arrived - since, 1))
+
+    cluster.kubectl("-n", ns, "delete", "job", job, "--wait=false")
+    wait_for(
+        lambda: pages(stack.receiver.received(), FIXED, "resolved", BLOCKED).get(key),
+        timeout=RUN_TIMEOUT + PAGE_SLACK,
+        what=f"the resolved {BLOCKED} notification",
+    )
