@@ -1,0 +1,41 @@
+"""`make bench` at a small N, as a smoke test: it runs every phase against the shared
+control plane and reports complete figures. Nothing about speed is asserted (speed is
+measured by `make bench` itself, not by tests)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.e2e.support import ROOT
+
+
+def test_bench_runs_every_phase_at_a_small_n(kubeconfig: Path, crd: str, tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "hack" / "bench.py"),
+            "--tasks=20",
+            "--latency-tasks=5",
+            "--resync-seconds=10",
+            "--rest-seconds=12",
+            f"--kubeconfig={kubeconfig}",
+            f"--json={out}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["errors"] == []
+    assert report["tasks"]["complete"] is True
+    assert report["tasks"]["ready_with_cronjob"] == 20
+    assert report["rest"]["operator_own_requests"] is not None  # the operator counts its own
+    assert report["metrics_scrape"]["bytes"] > 0
+    assert report["latency"]["count"] == 5
+    assert "ratio T_tasks / T_direct" in proc.stdout
