@@ -87,6 +87,10 @@ job-schema: install ## Refresh the embedded JobTemplateSpec schema from the runn
 	$(PY) hack/job-template-schema.py $(BIN)/kubectl $(KUBECONFIG_LOCAL) \
 	  operator/cronwarden/api/schemas/jobtemplatespec-v1.36.json
 
+.PHONY: argocd-cm
+argocd-cm: ## Regenerate the chart's files/argocd/argocd-cm.yaml from its Argo CD Lua scripts.
+	$(PYTHON) hack/argocd-cm.py
+
 .PHONY: cron-golden
 cron-golden: ## Regenerate the robfig/cron slots for the schedule corpus (tests/unit/core/testdata) with Go.
 	cd hack/crondiff && GOTOOLCHAIN=local GOFLAGS=-mod=mod go run . \
@@ -113,7 +117,7 @@ test-e2e: install tools ## Run the end-to-end tests on the local control plane (
 ##@ Tools and local control plane
 
 .PHONY: tools
-tools: ## Build the pinned control plane, kwok, helm, promtool, prometheus and alertmanager from Go modules (cached).
+tools: ## Build the pinned control plane, kwok, helm, promtool, prometheus, alertmanager and kstatus from Go modules (cached).
 	hack/build-tools.sh
 
 .PHONY: cluster-up

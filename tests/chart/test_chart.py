@@ -13,8 +13,10 @@ import functools
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -47,16 +49,43 @@ def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 
 @functools.cache
-def _render(sets: tuple[str, ...]) -> Manifest:
+def _render(sets: tuple[str, ...], tests: bool = False) -> Manifest:
     args = ["template", "cw", str(CHART), "--namespace", "ops"]
+    if not tests:
+        args.append("--skip-tests")
     for s in sets:
         args += ["--set", s]
     return [doc for doc in yaml.safe_load_all(helm(*args).stdout) if doc]
 
 
 def render(*sets: str) -> Manifest:
-    """`helm template` of release "cw" in namespace "ops" with --set values, parsed."""
+    """`helm template` of release "cw" in namespace "ops" with --set values, parsed;
+    without the `helm test` hooks (render_tests has them)."""
     return copy.deepcopy(_render(sets))
+
+
+def render_tests(*sets: str) -> Manifest:
+    """The `helm test` hooks that `helm template` renders with these values."""
+    return [d for d in copy.deepcopy(_render(sets, True)) if d not in _render(sets)]
+
+
+def render_notes(*sets: str) -> str:
+    """The install notes (templates/NOTES.txt), which `helm template` leaves out and
+    `helm install --dry-run` renders only with a cluster: rendered here with `tpl` from
+    a copy of the chart, with the same values and release."""
+    with tempfile.TemporaryDirectory() as tmp:
+        chart = Path(tmp) / "cronwarden"
+        shutil.copytree(CHART, chart)
+        shutil.copy(chart / "templates" / "NOTES.txt", chart / "files" / "notes.txt")
+        (chart / "templates" / "zz-notes.yaml").write_text(
+            'notes: {{ tpl (.Files.Get "files/notes.txt") . | toJson }}\n'
+        )
+        args = ["template", "cw", str(chart), "--namespace", "ops"]
+        args += ["--show-only", "templates/zz-notes.yaml"]
+        for s in sets:
+            args += ["--set", s]
+        notes: str = yaml.safe_load(helm(*args).stdout)["notes"]
+        return notes
 
 
 def render_error(*sets: str) -> str:
@@ -512,6 +541,161 @@ def test_operator_bounds_tasks_per_namespace() -> None:
     )
 
 
+# `helm test` and the install notes
+
+
+def serve(body: bytes, status: int = 200) -> Any:
+    """A local HTTP server answering every GET with `body`; returns it, started."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(status)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_helm_test_pod_fetches_metrics_through_the_service() -> None:
+    manifest = render()
+    [pod] = render_tests()
+    assert pod["kind"] == "Pod"
+    assert pod["metadata"]["name"] == "cw-cronwarden-test-serving"
+    assert pod["metadata"]["namespace"] == "ops"
+    assert pod["metadata"]["annotations"] == {
+        "helm.sh/hook": "test",
+        "helm.sh/hook-delete-policy": "before-hook-creation,hook-succeeded",
+    }
+    spec = pod["spec"]
+    assert spec["restartPolicy"] == "Never"
+    assert spec["automountServiceAccountToken"] is False
+    [check] = spec["containers"]
+    operator = container(manifest)
+    # The operator's image and security contexts: admitted wherever the operator is.
+    assert check["image"] == operator["image"]
+    assert check["securityContext"] == operator["securityContext"]
+    assert (
+        spec["securityContext"]
+        == one(manifest, "Deployment")["spec"]["template"]["spec"]["securityContext"]
+    )
+    service = one(manifest, "Service")
+    port = service["spec"]["ports"][0]["port"]
+    assert check["command"][-1] == f"http://cw-cronwarden-metrics.ops.svc:{port}/metrics"
+
+    # Nothing of the operator's selects it: a ReplicaSet adopts matching orphans, a
+    # Service routes to them, a PodDisruptionBudget counts them.
+    labels = pod["metadata"]["labels"]
+    full = render("podDisruptionBudget.enabled=true", *HA)
+    selectors = [
+        one(full, "Deployment")["spec"]["selector"]["matchLabels"],
+        one(full, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"],
+        service["spec"]["selector"],
+    ]
+    for selector in selectors:
+        assert not selector.items() <= labels.items(), selector
+    assert labels["app.kubernetes.io/component"] == "test"
+
+    # Without the metrics Service there is nothing to fetch, and no test.
+    assert render_tests("metrics.service.enabled=false") == []
+    # With a digest, a pull secret and other values, it follows the operator.
+    digest = "sha256:" + "b" * 64
+    [pod] = render_tests(f"image.digest={digest}", "imagePullSecrets[0].name=regcred")
+    assert pod["spec"]["containers"][0]["image"] == f"cronwarden@{digest}"
+    assert pod["spec"]["imagePullSecrets"] == [{"name": "regcred"}]
+
+
+def test_helm_test_script_passes_on_cronwarden_metrics_and_fails_otherwise() -> None:
+    """The pod's command, run here with this Python against local servers."""
+    [pod] = render_tests()
+    command = pod["spec"]["containers"][0]["command"]
+    assert command[:2] == ["python", "-c"]
+    script = command[2]
+
+    def run(url: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", script, url], capture_output=True, text=True, timeout=60
+        )
+
+    good = serve(b"# TYPE cronwarden_operator_active gauge\ncronwarden_operator_active 1.0\n")
+    other = serve(b"up 1\n")
+    try:
+        ok = run(f"http://127.0.0.1:{good.server_port}/metrics")
+        assert ok.returncode == 0, ok.stderr
+        assert "answers with cronwarden's metrics" in ok.stdout
+        wrong = run(f"http://127.0.0.1:{other.server_port}/metrics")
+        assert wrong.returncode != 0
+        assert "without cronwarden_operator_active" in wrong.stderr
+    finally:
+        good.shutdown()
+        other.shutdown()
+
+
+def notes_example(notes: str) -> tuple[str, dict[str, Any]]:
+    """The namespace and the ScheduledTask of the notes' `kubectl apply -f - <<'EOF'`."""
+    match = re.search(r"^kubectl -n (\S+) apply -f - <<'EOF'\n(.*?)^EOF$", notes, re.M | re.S)
+    assert match, notes
+    return match[1], yaml.safe_load(match[2])
+
+
+def test_install_notes_show_a_task_that_works_without_the_repository() -> None:
+    notes = render_notes()
+    assert "examples/heartbeat.yaml" not in notes
+    assert "helm test cw -n ops" in notes
+    namespace, task = notes_example(notes)
+    assert namespace == "default"
+    assert (task["apiVersion"], task["kind"]) == ("cronwarden.io/v1alpha1", "ScheduledTask")
+    name = task["metadata"]["name"]
+    assert f"kubectl -n default wait --for=condition=Ready scheduledtask/{name}" in notes
+    # The task passes the models the operator reads it with (and so the CRD schema).
+    from cronwarden.api.models import ScheduledTaskSpec
+
+    spec = ScheduledTaskSpec.model_validate(task["spec"])
+    assert spec.schedule == "*/5 * * * *"
+    assert spec.success_deadline_seconds == 900
+
+    # Listed namespaces: the first one where tasks are allowed (not the release's).
+    notes = render_notes(
+        "watch.allNamespaces=false",
+        "watch.namespaces={ops,team-a}",
+        "metrics.service.enabled=false",
+    )
+    assert notes_example(notes)[0] == "team-a"
+    assert "helm test" not in notes
+    # Only the release namespace, where tasks are refused: no example to apply.
+    notes = render_notes("watch.allNamespaces=false", "watch.namespaces={ops}")
+    assert "apply -f -" not in notes
+    notes = render_notes(
+        "watch.allNamespaces=false",
+        "watch.namespaces={ops}",
+        "tenancy.allowTasksInOperatorNamespace=true",
+    )
+    assert notes_example(notes)[0] == "ops"
+
+
+def test_chart_states_the_kubernetes_versions_it_needs() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["kubeVersion"] == ">=1.30.0-0"
+    assert "admissionregistration.k8s.io/v1" in json.dumps(
+        one(render(), "ValidatingAdmissionPolicy")
+    )
+    helm_md = (ROOT / "docs" / "helm.md").read_text()
+    assert "## Kubernetes versions" in helm_md
+    assert "**Tested: 1.36.**" in helm_md
+    pinned = (ROOT / "hack" / "tools" / "kubernetes" / "go.mod").read_text()
+    assert "require k8s.io/kubernetes v1.36." in pinned
+    refused = helm("template", "cw", str(CHART), "--kube-version", "1.29.9", check=False)
+    assert refused.returncode != 0
+    assert "chart requires kubeVersion: >=1.30.0-0" in refused.stderr
+    assert helm("template", "cw", str(CHART), "--kube-version", "1.30.0").returncode == 0
+
+
 # The metrics endpoint
 
 
@@ -526,6 +710,22 @@ def test_endpoints_listen_on_the_pod_ip_which_the_probes_use() -> None:
     for probe in ("livenessProbe", "readinessProbe"):
         assert "host" not in c[probe]["httpGet"]
     assert "--bind-address=0.0.0.0" in container(render("operator.bindAddress=0.0.0.0"))["args"]
+
+
+# The chart's `helm test` pod may scrape too (templates/tests/test-serving.yaml).
+TEST_POD_RULE = {
+    "from": [
+        {
+            "podSelector": {
+                "matchLabels": {
+                    "app.kubernetes.io/name": "cronwarden-test",
+                    "app.kubernetes.io/instance": "cw",
+                }
+            }
+        }
+    ],
+    "ports": [{"port": "metrics", "protocol": "TCP"}],
+}
 
 
 def test_metrics_network_policy_is_off_by_default_and_admits_only_the_peers() -> None:
@@ -547,26 +747,39 @@ def test_metrics_network_policy_is_off_by_default_and_admits_only_the_peers() ->
                     }
                 ],
                 "ports": [{"port": "metrics", "protocol": "TCP"}],
-            }
+            },
+            TEST_POD_RULE,
         ],
     }
     # The named port is the container's metrics port.
     assert "metrics" in {p["name"] for p in container(manifest)["ports"]}
+    # The test pod's peer selects the test pod (in the policy's namespace), nothing else.
+    [test_pod] = render_tests("metrics.networkPolicy.enabled=true")
+    assert test_pod["metadata"]["namespace"] == policy["metadata"]["namespace"]
+    peer = TEST_POD_RULE["from"][0]["podSelector"]["matchLabels"]  # type: ignore[index]
+    assert peer.items() <= test_pod["metadata"]["labels"].items()
 
     custom = render(
         "metrics.networkPolicy.enabled=true",
         "metrics.networkPolicy.from[0].podSelector.matchLabels.app=prometheus",
     )
-    [rule] = one(custom, "NetworkPolicy")["spec"]["ingress"]
+    rule, test_rule = one(custom, "NetworkPolicy")["spec"]["ingress"]
     assert rule["from"] == [{"podSelector": {"matchLabels": {"app": "prometheus"}}}]
+    assert test_rule == TEST_POD_RULE
 
-    # No peers admits nobody; a rule with an empty "from" would admit everyone.
-    out = helm(
-        *("template", "cw", str(CHART), "--show-only", "templates/networkpolicy.yaml"),
-        *("--set", "metrics.networkPolicy.enabled=true"),
-        *("--set-json", "metrics.networkPolicy.from=[]"),
-    ).stdout
-    assert yaml.safe_load(out)["spec"]["ingress"] == []
+    # No peers admits nobody but the test pod; without the metrics Service there is no
+    # test pod, and nobody at all. A rule with an empty "from" would admit everyone.
+    def ingress(*sets: str) -> Any:
+        out = helm(
+            *("template", "cw", str(CHART), "--show-only", "templates/networkpolicy.yaml"),
+            *("--set", "metrics.networkPolicy.enabled=true"),
+            *("--set-json", "metrics.networkPolicy.from=[]"),
+            *(a for s in sets for a in ("--set", s)),
+        ).stdout
+        return yaml.safe_load(out)["spec"]["ingress"]
+
+    assert ingress() == [TEST_POD_RULE]
+    assert ingress("metrics.service.enabled=false") == []
 
 
 # RBAC per mode
@@ -738,6 +951,44 @@ def test_prometheus_rule_embeds_the_rules_file_verbatim() -> None:
         [tool("promtool"), "check", "rules", str(rules_file)], capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def operator_exprs(spec: dict[str, Any]) -> list[str]:
+    [group] = [g for g in spec["groups"] if g["name"] == "cronwarden.operator"]
+    return [r["expr"] for r in group["rules"]]
+
+
+@pytest.mark.parametrize("job", ["cronwarden-operator", 'odd "job" <name>'])
+def test_prometheus_rule_selects_the_service_monitors_job_name(job: str, tmp_path: Path) -> None:
+    """The rules file says job="cronwarden" (promtool tests it as it is); the rendered
+    PrometheusRule selects metrics.serviceMonitor.jobName, which the ServiceMonitor sets."""
+    default = one(render("metrics.prometheusRule.enabled=true"), "PrometheusRule")["spec"]
+    assert operator_exprs(default) == ['up{job="cronwarden"} == 0', 'absent(up{job="cronwarden"})']
+
+    manifest = render(
+        "metrics.prometheusRule.enabled=true",
+        "metrics.serviceMonitor.enabled=true",
+        f"metrics.serviceMonitor.jobName={job}",
+    )
+    [endpoint] = one(manifest, "ServiceMonitor")["spec"]["endpoints"]
+    assert {"action": "replace", "targetLabel": "job", "replacement": job} in endpoint[
+        "relabelings"
+    ]
+    spec = one(manifest, "PrometheusRule")["spec"]
+    quoted = json.dumps(job)
+    assert operator_exprs(spec) == [f"up{{job={quoted}}} == 0", f"absent(up{{job={quoted}}})"]
+    # Only the job selectors changed, and Prometheus still reads the rules.
+    swapped = json.dumps(default).replace(
+        json.dumps('job="cronwarden"')[1:-1], json.dumps(f"job={quoted}")[1:-1]
+    )
+    assert json.loads(swapped) == spec
+    rendered = tmp_path / "rules.yaml"
+    rendered.write_text(yaml.safe_dump(spec))
+    proc = subprocess.run(
+        [tool("promtool"), "check", "rules", str(rendered)], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "SUCCESS: 8 rules found" in proc.stdout
 
 
 def test_grafana_dashboard_configmap_carries_the_dashboard() -> None:

@@ -835,3 +835,52 @@ def test_two_replicas_elect_a_leader_with_the_lease_and_the_other_takes_over(
     # No request was refused (no 403 logged): the chart's Lease Role is enough.
     for pod, op in replicas.items():
         assert not op.forbidden(()), (pod, op.forbidden(()))
+
+
+# What the chart tells its users
+
+
+def test_install_notes_task_is_admitted_under_restricted_and_becomes_ready(
+    cluster: Cluster, operator: Operator
+) -> None:
+    """The ScheduledTask of the install notes (chart users have no examples/), applied
+    as the notes say, in a namespace that enforces the `restricted` Pod Security
+    Standard; its pods would be admitted there, and so would nightly-backup's."""
+    from tests.chart.test_chart import notes_example, render_notes
+
+    ns = cluster.namespace
+    cluster.kubectl(
+        "label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted",
+        "pod-security.kubernetes.io/warn=restricted",
+    )  # fmt: skip
+    _, task = notes_example(render_notes())
+    cluster.kubectl("-n", ns, "apply", "-f", "-", input=yaml.safe_dump(task))
+    cluster.wait_ready(task["metadata"]["name"])
+
+    for name, obj in (("notes", task), ("nightly-backup", load_example("nightly-backup"))):
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": f"admission-{name}"},
+            "spec": obj["spec"]["jobTemplate"]["spec"]["template"]["spec"],
+        }
+        pod["spec"].setdefault("restartPolicy", "Never")
+        ok = cluster.kubectl(
+            "-n", ns, "create", "--dry-run=server", "-f", "-", input=json.dumps(pod)
+        )
+        assert "Warning" not in ok.stderr, (name, ok.stderr)
+
+
+def test_helm_test_script_passes_against_a_running_operator(operator: Operator) -> None:
+    """The `helm test` pod's script, run here against the session's operator."""
+    from tests.chart.test_chart import render_tests
+
+    [pod] = render_tests()
+    script = pod["spec"]["containers"][0]["command"][2]
+    proc = subprocess.run(
+        [sys.executable, "-c", script, operator.metrics_url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -42,6 +42,28 @@ app.kubernetes.io/part-of: cronwarden
 {{- end }}
 {{- end }}
 
+{{/*
+Labels of the `helm test` pod: the chart's, but never matching the selector labels
+(its app.kubernetes.io/name is <name>-test), so that no ReplicaSet adopts it and no
+Service routes to it.
+*/}}
+{{- define "cronwarden.testSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "cronwarden.name" . | trunc 58 | trimSuffix "-" }}-test
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "cronwarden.testLabels" -}}
+helm.sh/chart: {{ include "cronwarden.chart" . }}
+{{ include "cronwarden.testSelectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: cronwarden
+app.kubernetes.io/component: test
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
 {{- define "cronwarden.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create }}
 {{- default (include "cronwarden.fullname" .) .Values.serviceAccount.name }}
