@@ -23,6 +23,7 @@ from kubernetes.config.config_exception import ConfigException
 from cronwarden import __version__
 from cronwarden.api import models
 from cronwarden.plugin.errors import ClusterError, NotFound
+from cronwarden.wire import send
 
 TASKS = f"/apis/{models.GROUP}/{models.VERSION}"
 CRONJOBS = "/apis/batch/v1/namespaces/{ns}/cronjobs"
@@ -95,20 +96,16 @@ class Client:
         query: dict[str, str] | None = None,
         content_type: str = "application/json",
     ) -> dict[str, Any]:
-        headers = {"Accept": "application/json"}
-        if body is not None:
-            headers["Content-Type"] = content_type
         try:
-            params = self.api.param_serialize(
+            response, data = send(
+                self.api,
                 method,
                 path,
-                query_params=list((query or {}).items()),
-                header_params=headers,
                 body=body,
-                auth_settings=["BearerToken"],
+                query=query,
+                content_type=content_type,
+                timeout=self.timeout,
             )
-            response = self.api.call_api(*params, _request_timeout=self.timeout)
-            data = response.read()
         except ApiException as err:
             raise ClusterError(f"{err.status} {err.reason}", err.status or 0) from None
         except (OSError, urllib3.exceptions.HTTPError) as err:

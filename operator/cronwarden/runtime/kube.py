@@ -24,6 +24,7 @@ from kubernetes import client, config
 from cronwarden import __version__
 from cronwarden.api import models
 from cronwarden.core.builder import FIELD_MANAGER
+from cronwarden.wire import send
 
 log = logging.getLogger(__name__)
 
@@ -122,20 +123,16 @@ class Kube:
         query: dict[str, str] | None = None,
         content_type: str = "application/json",
     ) -> dict[str, Any]:
-        headers = {"Accept": "application/json"}
-        if body is not None:
-            headers["Content-Type"] = content_type
         try:
-            params = self.api.param_serialize(
+            response, data = send(
+                self.api,
                 method,
                 path,
-                query_params=list((query or {}).items()),
-                header_params=headers,
                 body=body,
-                auth_settings=["BearerToken"],
+                query=query,
+                content_type=content_type,
+                timeout=self.timeout,
             )
-            response = self.api.call_api(*params, _request_timeout=self.timeout)
-            data = response.read()
         except (OSError, urllib3.exceptions.HTTPError) as err:  # refused, reset, timed out
             self._count(method, path, 0)
             raise ApiError(0, "ConnectionError", str(err)) from err
