@@ -14,6 +14,14 @@
 # second. A pod labelled pod-container-running-failed.stage.kwok.x-k8s.io=true
 # fails instead (exit 1; the exit code can be set with the annotation
 # pod-container-running-failed.stage.kwok.x-k8s.io/exit-code).
+#
+# The components heal as static pods do under a kubelet: `up` starts
+# hack/supervise.py, which restarts a component that exits (1 s back-off doubling
+# to 30 s, reset after a minute up; log in $STATE_DIR/logs/supervisor.log), so
+# kube-controller-manager and kube-scheduler come back after they lose their
+# leader election during an API server outage. A component stopped with
+# stop-component stays down until start-component; `down` stops the supervisor
+# first.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,6 +31,12 @@ nodes=${CLUSTER_NODES:-2}
 bin=$state/bin
 kubeconfig=$state/kubeconfig
 export KWOK_WORKDIR=$state/kwok
+cluster_dir=$KWOK_WORKDIR/clusters/$name
+supervisor_pid=$state/supervisor.pid
+# stop-component marks a component here; the supervisor leaves marked ones down.
+stopped=$state/stopped
+# Serialises stop-component, start-component and the supervisor's restarts.
+lock=$state/components.lock
 # kwokctl polls the API server with kubectl; never let it download one.
 export KWOK_KUBECTL_BINARY=$bin/kubectl PATH=$bin:$PATH
 
@@ -36,13 +50,49 @@ running() {
   [ -f "$kubeconfig" ] && kubectl --kubeconfig "$kubeconfig" get --raw /readyz >/dev/null 2>&1
 }
 
+# Whether process $1 runs (a zombie has exited, although kill -0 still reaches it).
+alive() {
+  [ -r "/proc/$1/stat" ] && ! grep -qE '^[0-9]+ \(.*\) [ZX] ' "/proc/$1/stat" 2>/dev/null
+}
+
+supervisor_running() {
+  [ -f "$supervisor_pid" ] && alive "$(cat "$supervisor_pid")"
+}
+
+start_supervisor() {
+  supervisor_running && return
+  mkdir -p "$state/logs"
+  setsid nohup python3 "$root/hack/supervise.py" --cluster-dir "$cluster_dir" --state-dir "$state" \
+    </dev/null >>"$state/logs/supervisor.log" 2>&1 &
+  echo $! >"$supervisor_pid"
+  echo "cluster: supervisor started (pid $!; log $state/logs/supervisor.log)"
+}
+
+take_lock() {
+  exec 9>>"$lock"
+  flock -w 60 9 || { echo "cluster: $lock is held by another process" >&2; exit 1; }
+}
+
+stop_supervisor() {
+  if supervisor_running; then
+    local pid
+    pid=$(cat "$supervisor_pid")
+    kill "$pid"
+    for _ in $(seq 1 50); do alive "$pid" || break; sleep 0.1; done
+  fi
+  rm -f "$supervisor_pid"
+  rm -rf "$stopped" "$state/supervisor"
+}
+
 up() {
   need_tools
   if running; then
     echo "cluster: '$name' is already running; kubeconfig: $kubeconfig"
+    start_supervisor
     return
   fi
   # A cluster left half-created or stopped by a reboot is recreated from scratch.
+  stop_supervisor
   kwokctl --name "$name" delete cluster >/dev/null 2>&1 || true
   start=$(date +%s)
   config=$state/kwokctl-config.yaml
@@ -76,11 +126,13 @@ EOF
     kubectl --kubeconfig "$kubeconfig" -n default get serviceaccount default >/dev/null 2>&1 && break
     sleep 0.5
   done
+  start_supervisor
   echo "cluster: '$name' up in $(($(date +%s) - start))s with $nodes kwok node(s)"
   echo "cluster: export KUBECONFIG=$kubeconfig"
 }
 
 down() {
+  stop_supervisor
   if [ -x "$bin/kwokctl" ]; then
     kwokctl --name "$name" delete cluster || true
   fi
@@ -96,32 +148,48 @@ status() {
   echo "cluster: '$name' is running; kubeconfig: $kubeconfig"
   kubectl --kubeconfig "$kubeconfig" version 2>/dev/null | sed 's/^/  /'
   kwokctl --name "$name" get components 2>/dev/null | sed 's/^/  /' || true
+  if supervisor_running; then
+    echo "  supervisor: running (pid $(cat "$supervisor_pid")); restarts so far:"
+    grep -c ' restarted (pid' "$state/logs/supervisor.log" 2>/dev/null | sed 's/^/    /' || true
+  else
+    echo "  supervisor: not running (components that exit stay down)"
+  fi
   kubectl --kubeconfig "$kubeconfig" get nodes | sed 's/^/  /'
 }
 
 # Stop one component (its command line is kept) and start it again later, to
-# test what happens while, say, kube-controller-manager is down.
+# test what happens while, say, kube-controller-manager is down. The mark in
+# $stopped keeps the supervisor from restarting it in between.
 stop_component() {
-  local pidfile=$KWOK_WORKDIR/clusters/$name/pids/$1.pid pid
+  local pidfile=$cluster_dir/pids/$1.pid pid
   [ -f "$pidfile" ] || { echo "cluster: no component '$1'" >&2; exit 2; }
+  take_lock
+  mkdir -p "$stopped"
+  touch "$stopped/$1"
   pid=$(cat "$pidfile")
-  if kill -0 "$pid" 2>/dev/null; then
+  if alive "$pid"; then
     tr '\0' '\n' <"/proc/$pid/cmdline" >"$state/$1.cmdline"
+    readlink "/proc/$pid/cwd" >"$state/$1.cwd"
     kill "$pid"
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq 1 100); do alive "$pid" || break; sleep 0.1; done
   fi
+  exec 9>&-
   echo "cluster: stopped $1"
 }
 
 start_component() {
-  local pidfile=$KWOK_WORKDIR/clusters/$name/pids/$1.pid log=$KWOK_WORKDIR/clusters/$name/logs/$1.log
-  local cmd offset pid
+  local pidfile=$cluster_dir/pids/$1.pid log=$cluster_dir/logs/$1.log cmd dir offset pid
   [ -f "$state/$1.cmdline" ] || { echo "cluster: $1 was not stopped by stop-component" >&2; exit 2; }
   mapfile -t cmd <"$state/$1.cmdline"
+  dir=$(cat "$state/$1.cwd" 2>/dev/null || echo "$cluster_dir")
   offset=$(stat -c %s "$log" 2>/dev/null || echo 0)
-  nohup "${cmd[@]}" >>"$log" 2>&1 &
+  take_lock
+  # 9>&-: the component must not inherit (and hold) the lock.
+  (cd "$dir" && exec setsid "${cmd[@]}" </dev/null >>"$log" 2>&1 9>&-) &
   pid=$!
   echo "$pid" >"$pidfile"
+  rm -f "$stopped/$1"
+  exec 9>&-
   # Wait until it serves (the Kubernetes components log "Serving securely on"),
   # and fail at once if it exits: for example because another local cluster,
   # created meanwhile, took the port it had while it was stopped.

@@ -1,0 +1,127 @@
+"""The local control plane heals as a real one does: a component that exits is
+started again by hack/supervise.py (the kubelet's job for static pods), and one
+stopped on purpose stays down until it is started again."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+from kubernetes.client import ApiClient
+
+from tests.e2e import controlplane
+from tests.e2e.support import BIN, Kubectl, wait_for
+from tests.e2e.test_smoke import job_condition, pod_template
+
+# How long the API server stays down: longer than the controller manager's and the
+# scheduler's leader-election renew deadline (10 s), so both lose their leases.
+OUTAGE = 20
+
+
+def served(kubectl: Kubectl) -> bool:
+    return kubectl("get", "--raw", "/readyz", check=False).returncode == 0
+
+
+@pytest.mark.disruptive
+def test_controller_manager_and_scheduler_come_back_after_an_api_server_outage(
+    api: ApiClient, kubectl: Kubectl, namespace: str, kubeconfig: Path
+) -> None:
+    controlplane.cluster_sh("up")  # reuses the cluster; makes sure the supervisor runs
+    assert controlplane.supervisor_running()
+    assert (BIN / "kubectl").exists()
+    batch = client.BatchV1Api(api)
+    batch.create_namespaced_cron_job(
+        namespace,
+        {
+            "apiVersion": "batch/v1",
+            "kind": "CronJob",
+            "metadata": {"name": "every-minute"},
+            "spec": {
+                "schedule": "* * * * *",
+                "jobTemplate": {"spec": {"backoffLimit": 0, "template": pod_template()}},
+            },
+        },
+    )
+    kcm = controlplane.running("kube-controller-manager")
+    scheduler = controlplane.running("kube-scheduler")
+    assert kcm is not None
+    assert scheduler is not None
+
+    controlplane.stop_component("kube-apiserver")
+    down_at = time.monotonic()
+    try:
+        # Both lose their leader election and exit ("leaderelection lost").
+        wait_for(
+            lambda: not controlplane.alive(kcm) and not controlplane.alive(scheduler),
+            timeout=OUTAGE + 20,
+            what="kube-controller-manager and kube-scheduler to exit without the API server",
+        )
+        # The rest of the outage is the fault itself, not a synchronisation.
+        time.sleep(max(0.0, OUTAGE - (time.monotonic() - down_at)))
+    finally:
+        controlplane.start_component("kube-apiserver")
+    back = datetime.now(UTC)
+    wait_for(lambda: served(kubectl), timeout=60, what="the API server to serve again")
+
+    # The supervisor started them again (with back-off while the API server was down).
+    wait_for(
+        lambda: (
+            controlplane.running("kube-controller-manager") not in (None, kcm)
+            and controlplane.running("kube-scheduler") not in (None, scheduler)
+        ),
+        timeout=60,
+        what="kube-controller-manager and kube-scheduler to run again",
+    )
+    log = controlplane.supervisor_log()
+    assert f"kube-controller-manager (pid {kcm}) exited" in log, log
+    assert f"kube-scheduler (pid {scheduler}) exited" in log, log
+
+    # And they work: the CronJob controller starts a Job for a slot after the outage,
+    # the scheduler places its pod, and kwok completes it. The next slot is at most
+    # 60 s away; the controller manager may first wait out its back-off (30 s at most)
+    # and its predecessor's lease (15 s).
+    def new_job() -> client.V1Job | None:
+        for job in batch.list_namespaced_job(namespace).items:
+            if job.metadata.creation_timestamp >= back.replace(microsecond=0):
+                return job
+        return None
+
+    job = wait_for(new_job, timeout=60 + 30 + 15 + 30, what="a Job started after the outage")
+    wait_for(
+        lambda: job_condition(batch.read_namespaced_job(job.metadata.name, namespace), "Complete"),
+        timeout=60,
+        what=f"Job {job.metadata.name} to complete",
+    )
+
+
+@pytest.mark.disruptive
+def test_a_component_stopped_on_purpose_stays_down_until_started() -> None:
+    controlplane.cluster_sh("up")
+    assert controlplane.supervisor_running()
+    name = "kube-scheduler"
+    before = controlplane.running(name)
+    assert before is not None
+    controlplane.stop_component(name)
+    try:
+        assert controlplane.running(name) is None
+        # The supervisor notices the exit within a second and logs that it leaves it down.
+        wait_for(
+            lambda: f"{name} (pid {before}) stopped on purpose" in controlplane.supervisor_log(),
+            timeout=10,
+            what="the supervisor to see the stop",
+        )
+        assert controlplane.running(name) is None
+    finally:
+        controlplane.start_component(name)
+    after = controlplane.running(name)
+    assert after not in (None, before)
+    # A crash (not a stop) is restarted: kill -9 and see a new pid.
+    controlplane.kill(after)
+    wait_for(
+        lambda: controlplane.running(name) not in (None, after),
+        timeout=10,
+        what=f"{name} to be restarted after kill -9",
+    )
