@@ -9,6 +9,8 @@
 # Env:   STATE_DIR      project state (default ./.state); kubeconfig at $STATE_DIR/kubeconfig
 #        CLUSTER_NAME   kwokctl cluster name (default cronwarden)
 #        CLUSTER_NODES  number of fake nodes (default 2)
+#        STOP_GRACE_SECONDS  stop-component sends SIGTERM, then SIGKILL after this
+#                       long (default 10), as the kubelet does after a grace period
 #
 # Pods of Jobs go Pending -> Running -> Succeeded (exit 0) within about a
 # second. A pod labelled pod-container-running-failed.stage.kwok.x-k8s.io=true
@@ -171,7 +173,13 @@ stop_component() {
     tr '\0' '\n' <"/proc/$pid/cmdline" >"$state/$1.cmdline"
     readlink "/proc/$pid/cwd" >"$state/$1.cwd"
     kill "$pid"
-    for _ in $(seq 1 100); do alive "$pid" || break; sleep 0.1; done
+    # kube-apiserver drains open watches for up to a minute, keeping its port.
+    for _ in $(seq 1 $((${STOP_GRACE_SECONDS:-10} * 10))); do alive "$pid" || break; sleep 0.1; done
+    if alive "$pid"; then
+      echo "cluster: $1 still runs after ${STOP_GRACE_SECONDS:-10}s; killing it"
+      kill -KILL "$pid"
+      while alive "$pid"; do sleep 0.1; done
+    fi
   fi
   exec 9>&-
   echo "cluster: stopped $1"
