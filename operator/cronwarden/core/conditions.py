@@ -68,6 +68,29 @@ def condition(
     )
 
 
+# Problems with the task's own spec: the CronJob, if one was applied before, stays.
+SPEC_PROBLEMS = ("UnknownTimeZone", "InvalidSpec")
+
+
+def still_running(problem: Problem, cronjob: dict[str, Any] | None) -> str:
+    """What happens to the runs of a task whose spec turned invalid after a CronJob
+    was applied: the CronJob is neither changed nor deleted, so it keeps starting
+    runs on the spec it was last applied with (docs/detection.md). Said in the
+    Ready message, so that nobody takes Ready=False for "nothing runs"."""
+    if cronjob is None or problem.reason not in SPEC_PROBLEMS:
+        return ""
+    name = cronjob["metadata"]["name"]
+    spec = cronjob.get("spec") or {}
+    applied = ", ".join(
+        f'{field} "{spec[field]}"' for field in ("schedule", "timeZone") if spec.get(field)
+    )
+    return (
+        f"; CronJob {name} keeps running on the spec it was last applied with"
+        + (f" ({applied})" if applied else "")
+        + " until the task is fixed or deleted"
+    )
+
+
 class Conditions:
     """Builds the condition list; lastTransitionTime moves only on a status change,
     and warnings are posted on the transition to the bad state."""
@@ -94,14 +117,15 @@ class Conditions:
         (an invalid spec, a CronJob it does not own, a refused namespace) is Stalled;
         a CronJob still being created is Reconciling."""
         if problem is not None:
+            message = problem.message + still_running(problem, cronjob)
             old = next((c for c in self.previous if c.type == READY), None)
-            self.set(READY, False, problem.reason, problem.message)
-            if old is None or (old.reason, old.message) != (problem.reason, problem.message):
-                events.append(Event("Warning", problem.reason, problem.message))
+            self.set(READY, False, problem.reason, message)
+            if old is None or (old.reason, old.message) != (problem.reason, message):
+                events.append(Event("Warning", problem.reason, message))
             self.set(
                 RECONCILING, False, problem.reason, "waiting for the spec or cluster to change"
             )
-            self.set(STALLED, True, problem.reason, problem.message)
+            self.set(STALLED, True, problem.reason, message)
         elif cronjob is None:
             self.set(READY, False, "CronJobMissing", "the CronJob does not exist yet")
             self.set(RECONCILING, True, "CronJobMissing", "creating the CronJob")

@@ -274,3 +274,69 @@ def test_kstatus_conditions_follow_ready() -> None:
     fine = compute_status(task(), CRONJOB, [], AFTER_THE_RUN).status
     assert of(fine, "Reconciling")[0] == "False"
     assert of(fine, "Stalled")[0] == "False"
+
+
+# A task that worked, then an edit broke it: the CronJob applied before stays.
+APPLIED_CRONJOB: dict[str, Any] = {
+    "metadata": {"name": "backup"},
+    "spec": {"schedule": "30 2 * * *", "timeZone": "Europe/Berlin"},
+    "status": {"lastScheduleTime": "2026-11-28T02:30:00Z"},
+}
+KEEPS_RUNNING = (
+    "; CronJob backup keeps running on the spec it was last applied with "
+    '(schedule "30 2 * * *", timeZone "Europe/Berlin") until the task is fixed or deleted'
+)
+
+
+def test_unknown_zone_after_an_edit_says_the_last_cronjob_keeps_running() -> None:
+    # What the controller passes when the API server refused the edited CronJob:
+    # the problem, and the live CronJob as it was last applied.
+    problem = Problem("UnknownTimeZone", 'spec.timeZone: unknown time zone "Mars/Olympus_Mons"')
+    status, events = status_and_events(
+        task({"timeZone": "Mars/Olympus_Mons"}), APPLIED_CRONJOB, [], AFTER_THE_RUN, problem
+    )
+    ready, stalled = cond(status, "Ready"), cond(status, "Stalled")
+    assert (ready.status, ready.reason) == ("False", "UnknownTimeZone")
+    assert ready.message == problem.message + KEEPS_RUNNING
+    assert stalled.message == ready.message
+    assert [(e.type, e.reason, e.message) for e in events] == [
+        ("Warning", "UnknownTimeZone", ready.message)
+    ]
+    # The status still names the CronJob that runs.
+    assert status.cron_job_name == "backup"
+
+
+def test_invalid_schedule_after_an_edit_says_the_last_cronjob_keeps_running() -> None:
+    status, _ = status_and_events(
+        task({"schedule": "5 4 * * 7"}), APPLIED_CRONJOB, [], AFTER_THE_RUN
+    )
+    ready = cond(status, "Ready")
+    assert ready.reason == "InvalidSpec"
+    assert ready.message.endswith(KEEPS_RUNNING)
+    assert "day-of-week" in ready.message
+
+
+def test_invalid_spec_without_a_cronjob_says_nothing_runs_on() -> None:
+    problem = Problem("UnknownTimeZone", 'spec.timeZone: unknown time zone "Mars/Olympus_Mons"')
+    status, _ = status_and_events(
+        task({"timeZone": "Mars/Olympus_Mons"}), None, [], AFTER_THE_RUN, problem
+    )
+    assert cond(status, "Ready").message == problem.message
+
+
+def test_problems_that_are_not_the_spec_say_nothing_about_a_cronjob() -> None:
+    # A refused namespace or a CronJob of someone else: no CronJob of the task runs.
+    problem = Problem("NamespaceExcluded", "namespace kube-system is excluded")
+    status, _ = status_and_events(task(), APPLIED_CRONJOB, [], AFTER_THE_RUN, problem)
+    assert cond(status, "Ready").message == problem.message
+
+
+def test_the_keeps_running_message_is_stable_so_the_warning_is_posted_once() -> None:
+    problem = Problem("UnknownTimeZone", 'spec.timeZone: unknown time zone "Mars/Olympus_Mons"')
+    spec = {"timeZone": "Mars/Olympus_Mons"}
+    first, _ = status_and_events(task(spec), APPLIED_CRONJOB, [], AFTER_THE_RUN, problem)
+    again, events = status_and_events(
+        task(spec, wire(first)), APPLIED_CRONJOB, [], NEXT_DAY_AFTER_THE_RUN, problem
+    )
+    assert events == []
+    assert cond(again, "Ready") == cond(first, "Ready")
