@@ -958,12 +958,24 @@ def operator_exprs(spec: dict[str, Any]) -> list[str]:
     return [r["expr"] for r in group["rules"]]
 
 
+def operator_selectors(job: str) -> list[str]:
+    """The operator rules' expressions, selecting the scrape job `job` (quoted)."""
+    return [
+        f"up{{job={job}}} == 0",
+        f"absent(up{{job={job}}})",
+        f"(sum by (namespace, job) (cronwarden_operator_active{{job={job}}}) == 0)\n"
+        "  and on (namespace, job)\n"
+        f"(max by (namespace, job) (up{{job={job}}}) == 1)\n",
+        f"max by (namespace, job) (changes(process_start_time_seconds{{job={job}}}[15m])) >= 2\n",
+    ]
+
+
 @pytest.mark.parametrize("job", ["cronwarden-operator", 'odd "job" <name>'])
 def test_prometheus_rule_selects_the_service_monitors_job_name(job: str, tmp_path: Path) -> None:
     """The rules file says job="cronwarden" (promtool tests it as it is); the rendered
     PrometheusRule selects metrics.serviceMonitor.jobName, which the ServiceMonitor sets."""
     default = one(render("metrics.prometheusRule.enabled=true"), "PrometheusRule")["spec"]
-    assert operator_exprs(default) == ['up{job="cronwarden"} == 0', 'absent(up{job="cronwarden"})']
+    assert operator_exprs(default) == operator_selectors('"cronwarden"')
 
     manifest = render(
         "metrics.prometheusRule.enabled=true",
@@ -976,7 +988,7 @@ def test_prometheus_rule_selects_the_service_monitors_job_name(job: str, tmp_pat
     ]
     spec = one(manifest, "PrometheusRule")["spec"]
     quoted = json.dumps(job)
-    assert operator_exprs(spec) == [f"up{{job={quoted}}} == 0", f"absent(up{{job={quoted}}})"]
+    assert operator_exprs(spec) == operator_selectors(quoted)
     # Only the job selectors changed, and Prometheus still reads the rules.
     swapped = json.dumps(default).replace(
         json.dumps('job="cronwarden"')[1:-1], json.dumps(f"job={quoted}")[1:-1]
@@ -988,7 +1000,7 @@ def test_prometheus_rule_selects_the_service_monitors_job_name(job: str, tmp_pat
         [tool("promtool"), "check", "rules", str(rendered)], capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "SUCCESS: 8 rules found" in proc.stdout
+    assert "SUCCESS: 11 rules found" in proc.stdout
 
 
 def test_grafana_dashboard_configmap_carries_the_dashboard() -> None:

@@ -22,7 +22,14 @@ from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Literal
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 
 from cronwarden.api import models
 from cronwarden.api.models import ScheduledTask, ScheduledTaskStatus
@@ -67,6 +74,10 @@ def cap(value: str) -> str:
 
 def is_true(status: ScheduledTaskStatus, type_: str) -> float:
     return float(any(c.type == type_ and c.status == "True" for c in status.conditions))
+
+
+def ready_reason(status: ScheduledTaskStatus) -> list[str]:
+    return [c.reason for c in status.conditions if c.type == "Ready" and c.reason][:1]
 
 
 def one(value: float | None) -> list[tuple[tuple[str, ...], float]]:
@@ -178,6 +189,14 @@ FAMILIES = [
     Family("suspended", "gauge", "1 when the task is suspended.", condition("Suspended")),
     Family("ready", "gauge", "1 when the CronJob is in sync with the spec.", condition("Ready")),
     Family(
+        "ready_reason",
+        "gauge",
+        "Always 1: the reason of the Ready condition (Reconciled, UnknownTimeZone, ...), "
+        "for the NotReady alert's text; the free-text message is not a label.",
+        lambda s: [((cap(reason),), 1.0) for reason in ready_reason(s.status)],
+        ("reason",),
+    ),
+    Family(
         "missed_run_grace_seconds",
         "gauge",
         "How late a run may start before it is missed.",
@@ -261,6 +280,9 @@ HEADERS = [f"# HELP {PREFIX}{f.name} {f.doc}\n# TYPE {PREFIX}{f.name} {f.kind}\n
 class TaskMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        # process_start_time_seconds and friends: a restarting operator shows as a
+        # start time that changes (CronwardenOperatorRestarting).
+        ProcessCollector(registry=self.registry)
         self._lock = threading.Lock()
         self._lines: dict[tuple[str, str], list[str]] = {}
         self.run_duration = Histogram(

@@ -147,3 +147,33 @@ def test_the_info_metric_names_the_effective_time_zone() -> None:
     metrics.update(t, compute_status(t, None, [], NOW))
     info = next(k for k in samples(metrics) if k[0] == "cronwarden_task_info")
     assert ("time_zone", "Etc/UTC") in info[1]
+
+
+def test_the_ready_reason_is_a_label_and_the_message_is_not() -> None:
+    """CronwardenTaskNotReady names the reason; the free-text message stays in status."""
+    metrics = TaskMetrics()
+    key = (("name", "backup"), ("namespace", "team-a"))
+    t = task({"timeZone": "Mars/Olympus_Mons"})
+    metrics.update(t, compute_status(t, None, [], NOW))
+    got = samples(metrics)
+    assert got[("cronwarden_task_ready", key)] == 0.0
+    reasons = [k for k in got if k[0] == "cronwarden_task_ready_reason"]
+    assert reasons == [("cronwarden_task_ready_reason", (*key, ("reason", "UnknownTimeZone")))]
+    assert got[reasons[0]] == 1.0
+
+    # Fixed: one series again, with the new reason (the old one is gone).
+    fixed = task()
+    cronjob = {"metadata": {"name": "backup"}, "status": {}}
+    metrics.update(fixed, compute_status(fixed, cronjob, [], NOW))
+    got = samples(metrics)
+    assert got[("cronwarden_task_ready", key)] == 1.0
+    assert [k for k in got if k[0] == "cronwarden_task_ready_reason"] == [
+        ("cronwarden_task_ready_reason", (*key, ("reason", "Reconciled")))
+    ]
+
+
+def test_the_process_start_time_is_exported_for_the_restart_alert() -> None:
+    got = samples(TaskMetrics())
+    started = got[("process_start_time_seconds", ())]
+    now = datetime.now(UTC).timestamp()
+    assert now - 86400 < started <= now  # this test process, started today
