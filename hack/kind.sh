@@ -116,6 +116,25 @@ undeploy() {
   echo "  kubectl delete crd scheduledtasks.cronwarden.io"
 }
 
+# The install notes' command: a port-forward reaches /metrics (the operator listens on
+# localhost in the pod too), polled until it answers or 30 s have passed.
+port_forward_metrics() {
+  local port=19090 pf ok=""
+  kubectl -n "$namespace" port-forward "deployment/$fullname" "$port:9090" >/dev/null &
+  pf=$!
+  for _ in $(seq 30); do
+    if curl -fsS "http://127.0.0.1:$port/metrics" 2>/dev/null | grep -q '^cronwarden_'; then
+      ok=1
+      break
+    fi
+    sleep 1
+  done
+  kill "$pf"
+  wait "$pf" 2>/dev/null || true
+  [ -n "$ok" ] || { echo "kind: kubectl port-forward to /metrics did not answer" >&2; exit 1; }
+  echo "kind: /metrics answers through kubectl port-forward"
+}
+
 # What only a real cluster with the image can show: the operator in its pod (service
 # account login, non-root, read-only root filesystem) reconciles a task, records a
 # real run and serves metrics.
@@ -133,6 +152,7 @@ e2e() {
   kubectl get --raw \
     "/api/v1/namespaces/$namespace/services/$fullname-metrics:metrics/proxy/metrics" |
     grep "^cronwarden_task_last_success_timestamp_seconds{.*namespace=\"$demo_namespace\""
+  port_forward_metrics
   kubectl -n "$namespace" logs "deployment/$fullname" --tail=20
   echo "kind: e2e passed: the operator in kind reconciled heartbeat and reported its run"
 }

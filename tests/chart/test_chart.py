@@ -53,14 +53,17 @@ def _render(sets: tuple[str, ...], tests: bool = False) -> Manifest:
     args = ["template", "cw", str(CHART), "--namespace", "ops"]
     if not tests:
         args.append("--skip-tests")
-    for s in sets:
-        args += ["--set", s]
-    return [doc for doc in yaml.safe_load_all(helm(*args).stdout) if doc]
+    return [doc for doc in yaml.safe_load_all(helm(*args, *set_args(sets)).stdout) if doc]
+
+
+def set_args(sets: tuple[str, ...]) -> list[str]:
+    """--set for each value; flags such as --api-versions pass through as they are."""
+    return [a for s in sets for a in ((s,) if s.startswith("--") else ("--set", s))]
 
 
 def render(*sets: str) -> Manifest:
-    """`helm template` of release "cw" in namespace "ops" with --set values, parsed;
-    without the `helm test` hooks (render_tests has them)."""
+    """`helm template` of release "cw" in namespace "ops" with --set values (and flags
+    such as --api-versions), parsed; without the `helm test` hooks (render_tests has them)."""
     return copy.deepcopy(_render(sets))
 
 
@@ -81,18 +84,13 @@ def render_notes(*sets: str) -> str:
             'notes: {{ tpl (.Files.Get "files/notes.txt") . | toJson }}\n'
         )
         args = ["template", "cw", str(chart), "--namespace", "ops"]
-        args += ["--show-only", "templates/zz-notes.yaml"]
-        for s in sets:
-            args += ["--set", s]
+        args += ["--show-only", "templates/zz-notes.yaml", *set_args(sets)]
         notes: str = yaml.safe_load(helm(*args).stdout)["notes"]
         return notes
 
 
 def render_error(*sets: str) -> str:
-    args = ["template", "cw", str(CHART)]
-    for s in sets:
-        args += ["--set", s]
-    proc = helm(*args, check=False)
+    proc = helm("template", "cw", str(CHART), *set_args(sets), check=False)
     assert proc.returncode != 0, f"helm template accepted {sets}"
     return proc.stderr
 
@@ -117,10 +115,16 @@ def container(manifest: Manifest) -> dict[str, Any]:
 
 NAMESPACED = ("watch.allNamespaces=false", "watch.namespaces={team-a,team-b}")
 HA = ("highAvailability.enabled=true", "replicaCount=2")
+# A cluster that serves the Prometheus Operator's kinds (helm template knows only the
+# built-in ones): the chart refuses ServiceMonitor and PrometheusRule without them.
+SERVICE_MONITOR_CRD = "--api-versions=monitoring.coreos.com/v1/ServiceMonitor"
+PROMETHEUS_RULE_CRD = "--api-versions=monitoring.coreos.com/v1/PrometheusRule"
+PROMETHEUS_OPERATOR = (SERVICE_MONITOR_CRD, PROMETHEUS_RULE_CRD)
 MONITORING = (
     "metrics.serviceMonitor.enabled=true",
     "metrics.prometheusRule.enabled=true",
     "metrics.grafanaDashboard.enabled=true",
+    *PROMETHEUS_OPERATOR,
 )
 ALLOW_EVERYWHERE = (
     "tenancy.allowTasksInOperatorNamespace=true",
@@ -181,14 +185,19 @@ def test_chart_lints_strictly_with_every_switch() -> None:
     for sets in (
         (),
         NAMESPACED + HA + MONITORING,
-        ("podDisruptionBudget.enabled=true", "metrics.networkPolicy.enabled=true"),
-        ("admissionPolicy.enabled=false", *ALLOW_EVERYWHERE),
+        (*HA, "podDisruptionBudget.enabled=true", "metrics.networkPolicy.enabled=true"),
+        ("admissionPolicy.enabled=false", "rbac.aggregateClusterRoles=false", *ALLOW_EVERYWHERE),
     ):
-        args = ["lint", "--strict", str(CHART)]
-        for s in sets:
-            args += ["--set", s]
-        out = helm(*args).stdout
-        assert "1 chart(s) linted, 0 chart(s) failed" in out
+        # helm lint takes no --api-versions; it lints every template anyway and reports
+        # the chart's refusal of the Prometheus Operator's kinds as information.
+        proc = helm("lint", "--strict", str(CHART), *set_args(sets_only(sets)))
+        assert "1 chart(s) linted, 0 chart(s) failed" in proc.stdout
+        if "metrics.serviceMonitor.enabled=true" in sets:
+            assert "needs the Prometheus Operator's ServiceMonitor CRD" in proc.stderr
+
+
+def sets_only(sets: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(s for s in sets if not s.startswith("--"))
 
 
 @pytest.mark.parametrize(
@@ -245,12 +254,75 @@ def test_schema_rejects_unknown_and_mistyped_values(value: str, message: str) ->
             "needs metrics.service.enabled=true",
         ),
         (("serviceAccount.create=false",), "serviceAccount.name is required"),
+        # A PodDisruptionBudget that no eviction satisfies would block every node drain.
+        (
+            ("podDisruptionBudget.enabled=true",),
+            "podDisruptionBudget.minAvailable=1 with replicaCount=1 leaves no operator pod that "
+            "may be evicted, so every node drain would wait for ever: run more replicas "
+            "(highAvailability.enabled=true, replicaCount=2) or lower "
+            "podDisruptionBudget.minAvailable",
+        ),
+        (
+            (*HA, "podDisruptionBudget.enabled=true", "podDisruptionBudget.minAvailable=2"),
+            "podDisruptionBudget.minAvailable=2 with replicaCount=2 leaves no operator pod",
+        ),
+        # A percentage rounds up: 51 % of 2 pods is 2.
+        (
+            (*HA, "podDisruptionBudget.enabled=true", "podDisruptionBudget.minAvailable=51%"),
+            "podDisruptionBudget.minAvailable=51% with replicaCount=2 leaves no operator pod",
+        ),
+        (
+            (
+                "highAvailability.enabled=true",
+                "replicaCount=3",
+                "podDisruptionBudget.enabled=true",
+                "podDisruptionBudget.minAvailable=100%",
+            ),
+            "(highAvailability.enabled=true, replicaCount=4)",
+        ),
+        # ServiceMonitor and PrometheusRule on a cluster without the Prometheus Operator.
+        (
+            ("metrics.serviceMonitor.enabled=true",),
+            "metrics.serviceMonitor.enabled=true needs the Prometheus Operator's ServiceMonitor "
+            "CRD (servicemonitors.monitoring.coreos.com), which this cluster does not serve: "
+            "install the Prometheus Operator (or its CRDs) first, or set "
+            "metrics.serviceMonitor.enabled=false. Rendering with helm template? Pass "
+            "--api-versions monitoring.coreos.com/v1/ServiceMonitor",
+        ),
+        (
+            ("metrics.prometheusRule.enabled=true", SERVICE_MONITOR_CRD),
+            "metrics.prometheusRule.enabled=true needs the Prometheus Operator's PrometheusRule "
+            "CRD (prometheusrules.monitoring.coreos.com)",
+        ),
+        (
+            ("metrics.serviceMonitor.enabled=true", PROMETHEUS_RULE_CRD),
+            "needs the Prometheus Operator's ServiceMonitor CRD",
+        ),
     ],
 )
 def test_contradictory_values_fail_with_a_clear_message(
     sets: tuple[str, ...], message: str
 ) -> None:
     assert message in render_error(*sets)
+
+
+@pytest.mark.parametrize(
+    ("sets", "min_available"),
+    [
+        ((*HA,), 1),
+        ((*HA, "podDisruptionBudget.minAvailable=50%"), "50%"),
+        (("podDisruptionBudget.minAvailable=0",), 0),
+        # No pod to evict, nothing to block.
+        (("replicaCount=0",), 1),
+    ],
+)
+def test_a_pod_disruption_budget_that_lets_a_pod_go_is_rendered(
+    sets: tuple[str, ...], min_available: int | str
+) -> None:
+    manifest = render("podDisruptionBudget.enabled=true", *sets)
+    pdb = one(manifest, "PodDisruptionBudget")
+    assert pdb["spec"]["minAvailable"] == min_available
+    assert pdb["spec"]["selector"]["matchLabels"] == one(manifest, "Service")["spec"]["selector"]
 
 
 def value_paths(text: str) -> list[tuple[str, bool]]:
@@ -321,6 +393,8 @@ def test_defaults_are_one_replica_recreate_and_secure() -> None:
     manifest = render()
     assert kinds(manifest) == [
         "ClusterRole",
+        "ClusterRole",
+        "ClusterRole",
         "ClusterRoleBinding",
         "CustomResourceDefinition",
         "Deployment",
@@ -379,13 +453,15 @@ def test_image_digest_wins_over_tag() -> None:
 # Tenancy: the admission policy and the namespaces where tasks are refused
 
 AUTHORIZER_CHECK = (
+    "variables.suspendOnly || "
     "authorizer.group('batch').resource('cronjobs').namespace(request.namespace)"
     ".check('create').allowed()"
 )
 AUTHORIZER_MESSAGE = (
     "'user ' + request.userInfo.username + ' may not create cronjobs.batch in namespace ' "
     "+ request.namespace + ': a ScheduledTask runs its jobTemplate as a CronJob would, so "
-    "creating or updating one requires that permission'"
+    "creating or updating one (other than changing only spec.suspend) requires that "
+    "permission'"
 )
 OPERATOR_NAMESPACE_RULE = {
     "expression": "request.namespace != 'ops'",
@@ -452,6 +528,7 @@ def test_admission_policy_is_on_by_default_and_checks_the_cronjob_permission() -
         }
     ]
     assert "paramKind" not in spec
+    assert [v["name"] for v in spec["variables"]] == ["suspendOnly"]
     assert spec["validations"] == [
         OPERATOR_NAMESPACE_RULE,
         KUBE_SYSTEM_RULE,
@@ -460,7 +537,7 @@ def test_admission_policy_is_on_by_default_and_checks_the_cronjob_permission() -
             "messageExpression": AUTHORIZER_MESSAGE,
             "message": "the requesting user may not create cronjobs.batch in this namespace: a "
             "ScheduledTask runs its jobTemplate as a CronJob would, so creating or updating one "
-            "requires that permission",
+            "(other than changing only spec.suspend) requires that permission",
             "reason": "Forbidden",
         },
     ]
@@ -471,6 +548,36 @@ def test_admission_policy_is_on_by_default_and_checks_the_cronjob_permission() -
         "validationActions": ["Deny"],
         "matchResources": {"namespaceSelector": {}},
     }
+
+
+def test_suspend_only_updates_compare_every_other_field_of_the_crd() -> None:
+    """The exemption from the CronJob check: an UPDATE whose spec differs from the old
+    one in suspend alone, with the same labels, annotations, finalizers and owner
+    references. The spec fields come from the CRD (every version), so a field added to
+    the models is compared without anyone editing the policy."""
+    [variable] = one(render(), "ValidatingAdmissionPolicy")["spec"]["variables"]
+    assert variable["name"] == "suspendOnly"
+    terms = variable["expression"].split(" && ")
+    assert terms[0] == "request.operation == 'UPDATE'"
+    crd = yaml.safe_load((ROOT / "crds" / CRD_NAME).read_text())
+    fields = {
+        f
+        for version in crd["spec"]["versions"]
+        for f in version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+    }
+    assert {"schedule", "jobTemplate", "suspend", "cronJobRef"} <= fields
+    compared = [
+        re.fullmatch(r"object\.(\w+)\.\?(\w+) == oldObject\.\1\.\?\2", t) for t in terms[1:]
+    ]
+    assert all(compared), terms
+    pairs = [(m[1], m[2]) for m in compared if m]
+    assert sorted(f for where, f in pairs if where == "spec") == sorted(fields - {"suspend"})
+    assert [f for where, f in pairs if where == "metadata"] == [
+        "labels",
+        "annotations",
+        "finalizers",
+        "ownerReferences",
+    ]
 
 
 def test_admission_policy_can_be_switched_off_and_scoped() -> None:
@@ -699,17 +806,63 @@ def test_chart_states_the_kubernetes_versions_it_needs() -> None:
 # The metrics endpoint
 
 
-def test_endpoints_listen_on_the_pod_ip_which_the_probes_use() -> None:
+def bind_address(manifest: Manifest) -> list[str]:
+    return [a for a in container(manifest)["args"] if a.startswith("--bind-address")]
+
+
+def test_endpoints_listen_where_the_probes_and_port_forward_connect() -> None:
     manifest = render()
     c = container(manifest)
-    bind = [a for a in c["args"] if a.startswith("--bind-address")]
-    # Kubernetes expands $(POD_IP) in args from the container's env.
-    assert bind == ["--bind-address=$(POD_IP)"]
-    assert env_of(manifest)["POD_IP"] == {"fieldRef": {"fieldPath": "status.podIP"}}
-    # httpGet probes without a host go to the pod IP, where the operator listens.
+    # Every IPv4 interface: the pod IP, where httpGet probes without a host go (and
+    # Prometheus), and localhost in the pod, where `kubectl port-forward` connects.
+    assert bind_address(manifest) == ["--bind-address=0.0.0.0"]
     for probe in ("livenessProbe", "readinessProbe"):
         assert "host" not in c[probe]["httpGet"]
-    assert "--bind-address=0.0.0.0" in container(render("operator.bindAddress=0.0.0.0"))["args"]
+    # The pod IP only, on request: Kubernetes expands $(POD_IP) from the container's env.
+    assert bind_address(render("operator.bindAddress=$(POD_IP)")) == ["--bind-address=$(POD_IP)"]
+    assert env_of(manifest)["POD_IP"] == {"fieldRef": {"fieldPath": "status.podIP"}}
+
+
+def metrics_notes(*sets: str) -> str:
+    notes = render_notes(*sets)
+    start = notes.find("\nMetrics")
+    return notes[start : notes.find("\n\n", start + 1)] if start >= 0 else ""
+
+
+def test_notes_give_a_metrics_command_that_works_with_the_network_policy_on() -> None:
+    port_forward = "kubectl -n ops port-forward deployment/cw-cronwarden 9090:9090"
+    curl = "curl -s http://localhost:9090/metrics | grep '^cronwarden_'"
+    proxy = (
+        "kubectl get --raw /api/v1/namespaces/ops/services/cw-cronwarden-metrics:metrics/proxy/"
+        "metrics | grep '^cronwarden_'"
+    )
+    default = render_notes()
+    assert port_forward in default
+    assert curl in default
+    assert proxy in default
+    # The NetworkPolicy refuses the API server's proxy (it connects from the control
+    # plane to the pod IP), not the port-forward (from inside the pod): no proxy command.
+    policed = render_notes("metrics.networkPolicy.enabled=true")
+    assert port_forward in policed
+    assert curl in policed
+    assert "the NetworkPolicy does not apply to it" in policed
+    assert "proxy/metrics" not in policed
+    # The container port, whatever it is.
+    assert "port-forward deployment/cw-cronwarden 9090:9191" in render_notes(
+        "operator.metricsPort=9191"
+    )
+    # The pod IP only: no port-forward; the proxy without the NetworkPolicy, else neither.
+    pod_ip = render_notes("operator.bindAddress=$(POD_IP)")
+    assert "port-forward" not in metrics_notes("operator.bindAddress=$(POD_IP)")
+    assert proxy in pod_ip
+    closed = metrics_notes("operator.bindAddress=$(POD_IP)", "metrics.networkPolicy.enabled=true")
+    assert "port-forward` does not reach" in closed
+    assert "the NetworkPolicy admits only metrics.networkPolicy.from" in closed
+    assert "proxy/metrics" not in closed
+    # With high availability, to the leader: the Lease holder's pod.
+    ha = render_notes(*HA)
+    assert "get lease cw-cronwarden -o jsonpath='{.spec.holderIdentity}'" in ha
+    assert 'port-forward "pod/${LEADER%_*}" 9090:9090' in ha
 
 
 # The chart's `helm test` pod may scrape too (templates/tests/test-serving.yaml).
@@ -785,9 +938,23 @@ def test_metrics_network_policy_is_off_by_default_and_admits_only_the_peers() ->
 # RBAC per mode
 
 
+AGGREGATE = "rbac.authorization.k8s.io/aggregate-to-"
+
+
+def operator_roles(manifest: Manifest) -> Manifest:
+    """The ClusterRoles for the operator's ServiceAccount, not those aggregated into
+    the built-in roles for people."""
+    return [
+        d
+        for d in manifest
+        if d["kind"] == "ClusterRole"
+        and not any(k.startswith(AGGREGATE) for k in d["metadata"]["labels"])
+    ]
+
+
 def test_all_namespaces_mode_has_one_cluster_role_with_the_needed_rules() -> None:
     manifest = render()
-    role = one(manifest, "ClusterRole")
+    [role] = operator_roles(manifest)
     expected = {(g, r, ""): v for (g, r), v in NAMESPACED_RULES.items()}
     expected[("apiextensions.k8s.io", "customresourcedefinitions", "")] = ["list", "watch"]
     assert rules_of(role) == expected
@@ -801,8 +968,11 @@ def test_all_namespaces_mode_has_one_cluster_role_with_the_needed_rules() -> Non
 def test_listed_namespaces_mode_has_a_role_per_namespace_and_nothing_cluster_wide() -> None:
     manifest = render(*NAMESPACED)
     assert kinds(manifest).count("Role") == kinds(manifest).count("RoleBinding") == 2
-    assert "ClusterRole" not in kinds(manifest)
+    # The only ClusterRoles are the ones for people, aggregated into view, edit and admin,
+    # which grant the operator nothing (and without them, there are none).
+    assert not operator_roles(manifest)
     assert "ClusterRoleBinding" not in kinds(manifest)
+    assert "ClusterRole" not in kinds(render(*NAMESPACED, "rbac.aggregateClusterRoles=false"))
     roles = [doc for doc in manifest if doc["kind"] == "Role"]
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
     for role in roles:
@@ -810,6 +980,54 @@ def test_listed_namespaces_mode_has_a_role_per_namespace_and_nothing_cluster_wid
     args = container(manifest)["args"]
     assert args[:2] == ["--namespace=team-a", "--namespace=team-b"]
     assert "--all-namespaces" not in args
+
+
+PEOPLE_VIEW = {
+    ("cronwarden.io", "scheduledtasks", ""): ["get", "list", "watch"],
+    ("cronwarden.io", "scheduledtasks/status", ""): ["get", "list", "watch"],
+}
+PEOPLE_EDIT = {
+    ("cronwarden.io", "scheduledtasks", ""): [
+        "create",
+        "update",
+        "patch",
+        "delete",
+        "deletecollection",
+    ],
+}
+
+
+@pytest.mark.parametrize("mode", [(), NAMESPACED], ids=["all-namespaces", "namespaces"])
+def test_people_bound_to_view_edit_or_admin_get_scheduledtasks_too(
+    mode: tuple[str, ...],
+) -> None:
+    """Aggregated ClusterRoles: view reads tasks, edit and admin also write them (not
+    their status, which the operator owns). Each is labelled for every built-in role
+    that should have it, not relying on view being aggregated into edit."""
+    manifest = render(*mode)
+    people = {
+        d["metadata"]["name"]: d
+        for d in manifest
+        if d["kind"] == "ClusterRole" and d not in operator_roles(manifest)
+    }
+    assert set(people) == {"cw-cronwarden-view", "cw-cronwarden-edit"}
+    view, edit = people["cw-cronwarden-view"], people["cw-cronwarden-edit"]
+    assert rules_of(view) == PEOPLE_VIEW
+    assert rules_of(edit) == PEOPLE_EDIT
+
+    def aggregated_to(role: dict[str, Any]) -> set[str]:
+        labels = role["metadata"]["labels"]
+        return {k.removeprefix(AGGREGATE) for k, v in labels.items() if k.startswith(AGGREGATE)}
+
+    assert aggregated_to(view) == {"view", "edit", "admin"}
+    assert aggregated_to(edit) == {"edit", "admin"}
+    assert all(v == "true" for k, v in view["metadata"]["labels"].items() if AGGREGATE in k)
+    # Bound to nothing: they only extend the built-in roles.
+    bindings = [d for d in manifest if d["kind"] in ("ClusterRoleBinding", "RoleBinding")]
+    assert not [b for b in bindings if b["roleRef"]["name"] in people]
+    # Switchable.
+    off = render(*mode, "rbac.aggregateClusterRoles=false")
+    assert [d for d in off if d["kind"] == "ClusterRole"] == operator_roles(manifest)
 
 
 def test_rbac_can_be_left_to_the_user() -> None:
@@ -944,7 +1162,7 @@ def test_monitoring_objects_are_off_by_default_and_on_behind_their_switches() ->
 
 def test_prometheus_rule_embeds_the_rules_file_verbatim() -> None:
     rules_file = CHART / "files" / "prometheus-rules.yaml"
-    rule = one(render("metrics.prometheusRule.enabled=true"), "PrometheusRule")
+    rule = one(render("metrics.prometheusRule.enabled=true", PROMETHEUS_RULE_CRD), "PrometheusRule")
     assert rule["spec"] == yaml.safe_load(rules_file.read_text())
     assert rule["spec"]["groups"]
     proc = subprocess.run(
@@ -974,13 +1192,16 @@ def operator_selectors(job: str) -> list[str]:
 def test_prometheus_rule_selects_the_service_monitors_job_name(job: str, tmp_path: Path) -> None:
     """The rules file says job="cronwarden" (promtool tests it as it is); the rendered
     PrometheusRule selects metrics.serviceMonitor.jobName, which the ServiceMonitor sets."""
-    default = one(render("metrics.prometheusRule.enabled=true"), "PrometheusRule")["spec"]
+    default = one(
+        render("metrics.prometheusRule.enabled=true", PROMETHEUS_RULE_CRD), "PrometheusRule"
+    )["spec"]
     assert operator_exprs(default) == operator_selectors('"cronwarden"')
 
     manifest = render(
         "metrics.prometheusRule.enabled=true",
         "metrics.serviceMonitor.enabled=true",
         f"metrics.serviceMonitor.jobName={job}",
+        *PROMETHEUS_OPERATOR,
     )
     [endpoint] = one(manifest, "ServiceMonitor")["spec"]["endpoints"]
     assert {"action": "replace", "targetLabel": "job", "replacement": job} in endpoint[

@@ -48,8 +48,12 @@ Manifest = list[dict[str, Any]]
 
 
 def render_chart(*sets: str) -> Manifest:
-    """`helm template` of the chart with the pinned helm, parsed."""
+    """`helm template` of the chart with the pinned helm, parsed, as for a cluster that
+    serves the Prometheus Operator's kinds (the chart refuses its ServiceMonitor and
+    PrometheusRule otherwise)."""
     args = [str(BIN / "helm"), "template", RELEASE, str(CHART), "--namespace", OPERATOR_NAMESPACE]
+    args += ["--api-versions=monitoring.coreos.com/v1/ServiceMonitor"]
+    args += ["--api-versions=monitoring.coreos.com/v1/PrometheusRule"]
     for s in sets:
         args += ["--set", s]
     proc = subprocess.run(args, capture_output=True, text=True, timeout=60)

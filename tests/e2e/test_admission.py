@@ -1,5 +1,5 @@
-"""The chart's ValidatingAdmissionPolicy on the real API server: who may create and
-change ScheduledTasks, and where.
+"""The chart's ValidatingAdmissionPolicy and its ClusterRoles for people on the real API
+server: who may read, create and change ScheduledTasks, and where.
 
 Users are impersonated (`kubectl --as=alice`) and given Roles by the admin
 kubeconfig, which is in system:masters (RBAC, and so the policy's authorizer
@@ -22,9 +22,19 @@ and create CronJobs. With the policy bound:
 | bob   | the same, with both rights there         | denied, naming the namespace   |
 | admin | update a task already there              | denied, naming the namespace   |
 | admin | patch its status, delete it (foreground) | allowed, and the deletion ends |
+| carol | suspend, resume bob's task (spec.suspend) | allowed: suspend-only updates     |
+| carol | change its schedule, or suspend + label | denied, naming cronjobs.batch  |
 
-and with tenancy.allowTasksInOperatorNamespace=true, the admin may create a task
-in the operator namespace while alice there still may not.
+(carol may get and patch ScheduledTasks, an on-call role), and with
+tenancy.allowTasksInOperatorNamespace=true, the admin may create a task in the
+operator namespace while alice there still may not.
+
+The aggregated ClusterRoles (`helm template --show-only
+templates/rbac-aggregated.yaml`): users bound in a namespace to the built-in
+`view`, `edit` and `admin` ClusterRoles may, once the roles are installed and
+aggregated by kube-controller-manager, do with ScheduledTasks what those roles
+allow with CronJobs: view reads (get, list, watch) and cannot patch; edit and admin
+create, patch and delete.
 
 Each test installs only the policy objects of a release of its own (`helm template
 --show-only templates/admissionpolicy.yaml`), bound through
@@ -59,8 +69,8 @@ RBAC_REFUSAL = '" cannot '
 def cronjob_message(user: str, namespace: str) -> str:
     return (
         f"user {user} may not create cronjobs.batch in namespace {namespace}: a ScheduledTask "
-        "runs its jobTemplate as a CronJob would, so creating or updating one requires that "
-        "permission"
+        "runs its jobTemplate as a CronJob would, so creating or updating one (other than "
+        "changing only spec.suspend) requires that permission"
     )
 
 
@@ -337,6 +347,192 @@ def test_allowing_the_operator_namespace_still_needs_the_cronjob_permission(
     tenants.grant(ops, "alice", "create", "scheduledtasks.cronwarden.io")
     refused = past_rbac(lambda: tenants.create("alice", ops, "alices"))
     assert denied(refused, policy, cronjob_message("alice", ops)), refused.stderr
+
+
+def test_an_on_call_user_may_suspend_and_resume_but_change_nothing_else(
+    tenants: Tenants, install_policy: Callable[..., str]
+) -> None:
+    """carol may get and patch ScheduledTasks (RBAC), not create CronJobs. Suspending or
+    resuming starts nothing that bob, who may create CronJobs, has not approved: an
+    update that changes spec.suspend alone passes; one that also changes anything else
+    is checked as any other."""
+    policy = install_policy()
+    team = tenants.team
+    assert allowed(tenants.create("bob", team, "nightly"))
+    tenants.grant(team, "carol", "get,patch", "scheduledtasks.cronwarden.io")
+
+    def patch(body: Any, kind: str = "merge") -> subprocess.CompletedProcess[str]:
+        return tenants.as_user(
+            "carol", team, "patch", "st", "nightly", f"--type={kind}", "-p", json.dumps(body)
+        )
+
+    def stored() -> dict[str, Any]:
+        obj: dict[str, Any] = json.loads(
+            tenants.as_user(None, team, "get", "st", "nightly", "-o", "json").stdout
+        )
+        return obj
+
+    suspended = past_rbac(lambda: patch({"spec": {"suspend": True}}))
+    assert allowed(suspended), suspended.stderr
+    assert stored()["spec"]["suspend"] is True
+    resumed = patch({"spec": {"suspend": False}})
+    assert allowed(resumed), resumed.stderr
+    assert stored()["spec"]["suspend"] is False
+    # Back to the default (the field removed) is a suspend-only change too.
+    unset = patch([{"op": "remove", "path": "/spec/suspend"}], kind="json")
+    assert allowed(unset), unset.stderr
+    assert "suspend" not in stored()["spec"]
+
+    refused = cronjob_message("carol", team)
+    for body in (
+        {"spec": {"schedule": "* * * * *"}},
+        {"spec": {"suspend": True, "schedule": "* * * * *"}},
+        {"spec": {"suspend": True, "jobTemplate": {"spec": {"backoffLimit": 5}}}},
+        {"spec": {"suspend": True}, "metadata": {"labels": {"on-call": "carol"}}},
+        {"spec": {"suspend": True}, "metadata": {"annotations": {"on-call": "carol"}}},
+    ):
+        proc = patch(body)
+        assert denied(proc, policy, refused), (body, proc.stderr)
+    after = stored()
+    assert after["spec"]["schedule"] == "0 3 * * *"
+    assert "suspend" not in after["spec"]
+    assert "on-call" not in (after["metadata"].get("labels") or {})
+    # alice, who may update tasks too, is held to the same rule.
+    assert allowed(
+        tenants.as_user(
+            "alice",
+            team,
+            "patch",
+            "st",
+            "nightly",
+            "--type=merge",
+            "-p",
+            json.dumps({"spec": {"suspend": True}}),
+        )
+    )
+
+
+# The ClusterRoles aggregated into the built-in user-facing roles
+
+
+def can_i(kubectl: Kubectl, user: str, namespace: str, verb: str, *more: str) -> bool:
+    """The API server's answer (a SubjectAccessReview) for `user` and scheduledtasks."""
+    proc = kubectl(
+        "auth",
+        "can-i",
+        verb,
+        "scheduledtasks.cronwarden.io",
+        "-n",
+        namespace,
+        f"--as={user}",
+        *more,
+        check=False,
+    )
+    return proc.stdout.strip() == "yes"
+
+
+def test_users_bound_to_view_edit_and_admin_get_scheduledtasks(
+    kubectl: Kubectl, tenants: Tenants
+) -> None:
+    team = tenants.team
+    key = uuid.uuid4().hex[:8]
+    users = {role: f"{role}-{key}" for role in ("view", "edit", "admin")}
+    for role, user in users.items():
+        kubectl(
+            "-n",
+            team,
+            "create",
+            "rolebinding",
+            f"{user}",
+            f"--clusterrole={role}",
+            f"--user={user}",
+        )
+    viewer, editor, admin = users["view"], users["edit"], users["admin"]
+    # The built-in roles alone know nothing of ScheduledTasks.
+    wait_for(
+        lambda: (
+            kubectl("-n", team, "get", "cronjobs", f"--as={viewer}", check=False).returncode == 0
+        ),
+        timeout=POLICY_TIMEOUT,
+        what="the view RoleBinding to be seen by the authorizer",
+    )
+    before = tenants.as_user(viewer, team, "get", "scheduledtasks")
+    assert RBAC_REFUSAL in before.stderr, before.stderr
+
+    rendered = subprocess.run(
+        [
+            str(BIN / "helm"),
+            "template",
+            f"rbac-{key}",
+            str(CHART),
+            "--show-only=templates/rbac-aggregated.yaml",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    kubectl("apply", "-f", "-", input=rendered)
+    try:
+        # kube-controller-manager's aggregation controller copies the rules into the
+        # built-in roles.
+        for user, verb in ((viewer, "watch"), (editor, "patch"), (admin, "delete")):
+            wait_for(
+                lambda: can_i(kubectl, user, team, verb),  # noqa: B023
+                timeout=POLICY_TIMEOUT,
+                what=f"{user} to be allowed to {verb} scheduledtasks",
+            )
+        task_json = json.dumps(task("team-task"))
+        # edit and admin write tasks (and, holding create cronjobs, pass any policy).
+        created = tenants.as_user(editor, team, "create", "-f", "-", input=task_json)
+        assert allowed(created), created.stderr
+        patched = tenants.as_user(
+            admin,
+            team,
+            "patch",
+            "st",
+            "team-task",
+            "--type=merge",
+            "-p",
+            json.dumps({"spec": {"suspend": True}}),
+        )
+        assert allowed(patched), patched.stderr
+        # view reads: get, list, and a watch (served until its timeout).
+        got = tenants.as_user(viewer, team, "get", "scheduledtask", "team-task", "-o", "json")
+        assert allowed(got), got.stderr
+        assert json.loads(got.stdout)["spec"]["suspend"] is True
+        listed = tenants.as_user(viewer, team, "get", "scheduledtasks", "-o", "name")
+        assert listed.stdout.split() == ["scheduledtask.cronwarden.io/team-task"], listed.stderr
+        watched = tenants.as_user(
+            viewer,
+            team,
+            "get",
+            "--raw",
+            f"/apis/cronwarden.io/v1alpha1/namespaces/{team}/scheduledtasks"
+            "?watch=true&timeoutSeconds=1",
+        )
+        assert allowed(watched), watched.stderr
+        assert '"type":"ADDED"' in watched.stdout
+        # ... and nothing else.
+        for args in (
+            ("patch", "st", "team-task", "--type=merge", "-p", '{"spec":{"suspend":false}}'),
+            ("delete", "st", "team-task"),
+            ("create", "-f", "-"),
+        ):
+            proc = tenants.as_user(viewer, team, *args, input=task_json)
+            assert RBAC_REFUSAL in proc.stderr, (args, proc.stderr)
+        # Not the status either, which only the operator writes.
+        assert not can_i(kubectl, admin, team, "patch", "--subresource=status")
+        deleted = tenants.as_user(admin, team, "delete", "st", "team-task")
+        assert allowed(deleted), deleted.stderr
+    finally:
+        kubectl("delete", "--ignore-not-found", "-f", "-", input=rendered, check=False)
+    # Without the aggregated roles, view reads no task again.
+    wait_for(
+        lambda: not can_i(kubectl, viewer, team, "list"),
+        timeout=POLICY_TIMEOUT,
+        what="the rules to leave the view role",
+    )
 
 
 def test_policy_objects_are_named_after_the_release(

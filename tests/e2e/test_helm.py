@@ -10,8 +10,11 @@
 - Two operators with the high-availability arguments elect one leader through
   the chart's Lease, and the other takes over when the leader stops.
 - The pod template is admitted under the `restricted` Pod Security Standard.
-- The operator, with the Deployment's arguments and $(POD_IP) expanded as the
-  kubelet does, answers the probes on the pod IP and listens on nothing else.
+- The operator, with the Deployment's arguments expanded as the kubelet does,
+  answers the probes on the pod IP and `kubectl port-forward`'s connections on
+  localhost; with operator.bindAddress=$(POD_IP), on the pod IP only. (The pods of
+  this cluster are kwok's: no container runs, so a real `kubectl port-forward`
+  into the operator's pod cannot be shown here.)
 
 Every test works in namespaces of its own named cw-helm-*, which the session's
 operator (watching e2e-gw*-*) does not watch, and in releases named per test,
@@ -165,8 +168,11 @@ NO_NAMESPACE = {"matchLabels": {"cronwarden.io/e2e-admission": "none"}}
 @pytest.fixture
 def install(helm: Helm, make_namespace: Callable[..., str]) -> Iterator[Callable[..., Release]]:
     """`helm install` of the chart with crds.install=false (the shared CRD is left
-    alone) and the admission policy bound to no namespace; every release is
-    uninstalled afterwards, before its namespaces go."""
+    alone), the admission policy bound to no namespace, and no ClusterRoles
+    aggregated into the built-in view/edit/admin roles (they would change what every
+    user bound to those roles may do while the test runs; test_admission.py installs
+    them on its own terms); every release is uninstalled afterwards, before its
+    namespaces go."""
     releases: list[Release] = []
 
     def install_(namespace: str, values: dict[str, Any] | None = None) -> Release:
@@ -180,6 +186,8 @@ def install(helm: Helm, make_namespace: Callable[..., str]) -> Iterator[Callable
             namespace,
             "--set",
             "crds.install=false",
+            "--set",
+            "rbac.aggregateClusterRoles=false",
             *set_args({"admissionPolicy.namespaceSelector": NO_NAMESPACE}),
             *set_args(release.values),
             "--wait",
@@ -193,8 +201,26 @@ def install(helm: Helm, make_namespace: Callable[..., str]) -> Iterator[Callable
         helm("uninstall", release.name, "-n", release.namespace, "--wait", check=False)
 
 
+# What `helm template` is told a cluster with the Prometheus Operator serves: without it
+# the chart refuses to render a ServiceMonitor or PrometheusRule.
+PROMETHEUS_OPERATOR = (
+    "--api-versions=monitoring.coreos.com/v1/ServiceMonitor",
+    "--api-versions=monitoring.coreos.com/v1/PrometheusRule",
+)
+
+
 def render(helm: Helm, namespace: str, values: dict[str, Any]) -> Manifest:
-    out = helm("template", "cw", str(CHART), "--namespace", namespace, *set_args(values)).stdout
+    """`helm template` as for a cluster with the Prometheus Operator's kinds (the dry
+    run below leaves out the kinds this cluster does not serve)."""
+    out = helm(
+        "template",
+        "cw",
+        str(CHART),
+        "--namespace",
+        namespace,
+        *PROMETHEUS_OPERATOR,
+        *set_args(values),
+    ).stdout
     return [doc for doc in yaml.safe_load_all(out) if doc]
 
 
@@ -609,8 +635,8 @@ def test_operator_as_the_chart_service_account_reconciles_end_to_end(
 
 
 # The pod's IP as the kubelet would see it: a loopback address other than
-# 127.0.0.1, so that "listens on the pod IP only" is visible on one machine (Linux
-# routes all of 127.0.0.0/8 to the loopback interface).
+# 127.0.0.1 (where `kubectl port-forward` connects inside the pod), so that both are
+# visible on one machine (Linux routes all of 127.0.0.0/8 to the loopback interface).
 POD_IP = "127.0.0.2"
 
 
@@ -630,29 +656,40 @@ def listening(host: str, port: int) -> bool:
         return False
 
 
-def test_operator_answers_the_probes_on_the_pod_ip_and_nothing_on_localhost(
-    helm: Helm, kubeconfig: Path, make_namespace: Callable[..., str], tmp_path: Path
+@pytest.mark.parametrize(
+    ("values", "on_localhost"),
+    [({}, True), ({"operator.bindAddress": "$(POD_IP)"}, False)],
+    ids=["default", "pod-ip-only"],
+)
+def test_operator_answers_the_probes_on_the_pod_ip_and_port_forward_on_localhost(
+    helm: Helm,
+    kubeconfig: Path,
+    make_namespace: Callable[..., str],
+    tmp_path: Path,
+    values: dict[str, Any],
+    on_localhost: bool,
 ) -> None:
     """The Deployment's arguments with $(VAR) expanded from its env, as the kubelet
     does, then the kubelet's httpGet probes (to the pod IP) and a port-forward's
-    connection (to localhost)."""
+    connection (to localhost in the pod): answered by default, refused with the pod
+    IP as the bind address."""
     release_ns, watched = make_namespace(), make_namespace()
-    [deployment] = [d for d in render(helm, release_ns, {}) if d["kind"] == "Deployment"]
+    [deployment] = [d for d in render(helm, release_ns, values) if d["kind"] == "Deployment"]
     [container] = deployment["spec"]["template"]["spec"]["containers"]
     env = {e["name"]: e for e in container["env"]}
     assert env["POD_IP"]["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}
-    values = {"POD_IP": POD_IP, "POD_NAME": "probe-test", "POD_NAMESPACE": release_ns}
+    pod_env = {"POD_IP": POD_IP, "POD_NAME": "probe-test", "POD_NAMESPACE": release_ns}
 
     def expand(arg: str) -> str:
         # Every reference must be to a variable of the container, or it stays literal.
         for name in re.findall(r"\$\((\w+)\)", arg):
             assert name in env, f"{arg} refers to {name}, which the container does not define"
-            arg = arg.replace(f"$({name})", values[name])
+            arg = arg.replace(f"$({name})", pod_env[name])
         return arg
 
     ports = {"liveness": free_port(), "metrics": free_port()}
     args = [expand(a) for a in container["args"]]
-    assert f"--bind-address={POD_IP}" in args
+    assert f"--bind-address={'0.0.0.0' if on_localhost else POD_IP}" in args
     # This test's namespace instead of all of them, and free ports.
     own = ("--all-namespaces", "--liveness-port", "--metrics-port")
     args = [a for a in args if not a.startswith(own)]
@@ -663,7 +700,7 @@ def test_operator_answers_the_probes_on_the_pod_ip_and_nothing_on_localhost(
         f"--metrics-port={ports['metrics']}",
     ]
     environment = {k: v for k, v in os.environ.items() if k != "KUBERNETES_SERVICE_HOST"}
-    environment |= values
+    environment |= pod_env
     log_path = tmp_path / "operator.log"
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
@@ -681,9 +718,13 @@ def test_operator_answers_the_probes_on_the_pod_ip_and_nothing_on_localhost(
 
         wait_for(live, timeout=60, what=f"the liveness probe at {probe}")
         assert answers(f"http://{POD_IP}:{ports['metrics']}/metrics")
-        # Where `kubectl port-forward` connects: nothing listens.
-        for port in ports.values():
-            assert not listening("127.0.0.1", port), f"something listens on localhost:{port}"
+        # Where `kubectl port-forward` connects: the operator, or nothing at all.
+        if on_localhost:
+            assert answers(f"http://127.0.0.1:{ports['metrics']}/metrics")
+            assert answers(f"http://127.0.0.1:{ports['liveness']}/healthz")
+        else:
+            for port in ports.values():
+                assert not listening("127.0.0.1", port), f"something listens on localhost:{port}"
     finally:
         proc.terminate()
         proc.wait(timeout=30)
