@@ -19,6 +19,8 @@ IMAGE ?= cronwarden:dev
 export KIND_CLUSTER IMAGE
 
 export STATE_DIR CRONWARDEN_TOOLS_CACHE
+# What the local control plane (and so `make run`) needs; `make tools` builds these and more.
+CLUSTER_TOOLS := kubernetes etcd kwok
 BIN := $(STATE_DIR)/bin
 PY := $(VENV)/bin/python
 
@@ -33,7 +35,7 @@ help: ## Show this help.
 ##@ Run
 
 .PHONY: run
-run: install tools ## Run the product: local cluster, CRD, examples, and the operator (Ctrl-C stops).
+run: install cluster-tools ## Run the product: local cluster, CRD, examples, and the operator (Ctrl-C stops).
 	hack/run.sh
 
 ##@ Development
@@ -117,11 +119,15 @@ test-e2e: install tools ## Run the end-to-end tests on the local control plane (
 ##@ Tools and local control plane
 
 .PHONY: tools
-tools: ## Build the pinned control plane, kwok, helm, promtool, prometheus, alertmanager and kstatus from Go modules (cached).
+tools: ## Build the pinned control plane, kwok, helm, promtool, prometheus, alertmanager and kstatus (cached; KEEP_GO_CACHE=1 keeps the Go build cache).
 	hack/build-tools.sh
 
+.PHONY: cluster-tools
+cluster-tools: ## Build only what the local control plane needs: kubernetes, etcd and kwok (cached).
+	hack/build-tools.sh $(CLUSTER_TOOLS)
+
 .PHONY: cluster-up
-cluster-up: tools ## Start the local control plane (kwokctl binary runtime, kwok nodes).
+cluster-up: cluster-tools ## Start the local control plane (kwokctl binary runtime, kwok nodes).
 	hack/cluster.sh up
 
 .PHONY: cluster-down

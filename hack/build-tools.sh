@@ -9,9 +9,17 @@
 # BUILD_REVISION, so a later run on the same machine (or another checkout) reuses
 # it, and changing a pin or the source rebuilds only that tool.
 #
+# Go's build cache for these builds is a directory of the project's own
+# ($cache/go-build, never the user's `go env GOCACHE`): several GB after a cold
+# build of every tool. It is deleted after a successful run unless KEEP_GO_CACHE=1
+# (keep it when you are about to change a pin and rebuild). Downloaded modules stay
+# in Go's module cache (`go env GOMODCACHE`, shared with your other Go work).
+#
 # Usage: hack/build-tools.sh [tool...]   (default: every tool but the on-demand ones)
+#        `make run` and `make cluster-up` build only the cluster's: kubernetes etcd kwok
 # Env:   CRONWARDEN_TOOLS_CACHE  cache root (default ~/.cache/cronwarden/tools)
 #        STATE_DIR               where bin/ links go (default ./.state)
+#        KEEP_GO_CACHE=1         keep $cache/go-build after the build
 set -euo pipefail
 
 # Bump when the build commands below change in a way that alters the binaries.
@@ -21,6 +29,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cache=${CRONWARDEN_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/cronwarden/tools}
 state=${STATE_DIR:-$root/.state}
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
+export GOCACHE=$cache/go-build
 all_tools=(kubernetes etcd kwok helm promtool prometheus alertmanager kstatus)
 # Built only when asked for by name (crane: `make pin-base-image`).
 on_demand_tools=(crane)
@@ -143,6 +152,10 @@ build_alertmanager() {
 }
 
 mkdir -p "$cache" "$state/bin"
+# One build at a time per cache (worktrees share it): two runs would build the same
+# tool twice, and one would delete the Go build cache under the other.
+exec 8>>"$cache/.lock"
+flock 8
 total_start=$(date +%s)
 for tool in "${tools[@]}"; do
   moddir=$(tool_dir "$tool")
@@ -168,4 +181,12 @@ for tool in "${tools[@]}"; do
 done
 echo "build-tools: done in $(($(date +%s) - total_start))s; binaries linked in $state/bin:"
 ls "$state/bin" | sed 's/^/  /'
-du -sh "$cache" | sed 's/^/build-tools: cache size /'
+if [ -d "$GOCACHE" ]; then
+  if [ "${KEEP_GO_CACHE:-0}" = 1 ]; then
+    du -sh "$GOCACHE" | sed 's/^/build-tools: Go build cache kept (KEEP_GO_CACHE=1): /'
+  else
+    du -sh "$GOCACHE" | sed 's/^/build-tools: deleting the Go build cache: /'
+    rm -rf "$GOCACHE"
+  fi
+fi
+du -sh --exclude=go-build "$cache" | sed 's/^/build-tools: tools cache size /'

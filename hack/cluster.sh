@@ -9,8 +9,17 @@
 # Env:   STATE_DIR      project state (default ./.state); kubeconfig at $STATE_DIR/kubeconfig
 #        CLUSTER_NAME   kwokctl cluster name (default cronwarden)
 #        CLUSTER_NODES  number of fake nodes (default 2)
-#        STOP_GRACE_SECONDS  stop-component sends SIGTERM, then SIGKILL after this
-#                       long (default 10), as the kubelet does after a grace period
+#        STOP_GRACE_SECONDS  stop-component and down send SIGTERM, then SIGKILL after
+#                       this long (default 10), as the kubelet does after a grace period
+#
+# kwokctl's own output (JSON log lines) goes to $STATE_DIR/logs/kwokctl.log; the
+# components log to $STATE_DIR/kwok/clusters/NAME/logs/.
+#
+# `down` leaves no process of the cluster running: after `kwokctl delete cluster`
+# it stops every process started from the cluster's bin/ directory (argv[0] under
+# it), whoever started it: kwokctl, the supervisor, or start-component. Those
+# that kwokctl did not start outlive its delete, and kube-apiserver does not
+# stop on SIGTERM within 10 s, so what is left gets SIGKILL after the grace period.
 #
 # Pods of Jobs go Pending -> Running -> Succeeded (exit 0) within about a
 # second. A pod labelled pod-container-running-failed.stage.kwok.x-k8s.io=true
@@ -35,6 +44,8 @@ kubeconfig=$state/kubeconfig
 export KWOK_WORKDIR=$state/kwok
 cluster_dir=$KWOK_WORKDIR/clusters/$name
 supervisor_pid=$state/supervisor.pid
+kwokctl_log=$state/logs/kwokctl.log
+grace=${STOP_GRACE_SECONDS:-10}
 # stop-component marks a component here; the supervisor leaves marked ones down.
 stopped=$state/stopped
 # Serialises stop-component, start-component and the supervisor's restarts.
@@ -70,6 +81,46 @@ start_supervisor() {
   echo "cluster: supervisor started (pid $!; log $state/logs/supervisor.log)"
 }
 
+# kwokctl with its output appended to $kwokctl_log; on failure, the end of it.
+kwokctl_logged() {
+  mkdir -p "$state/logs"
+  echo "--- $(date -u +%FT%TZ) kwokctl $*" >>"$kwokctl_log"
+  if ! kwokctl "$@" >>"$kwokctl_log" 2>&1; then
+    echo "cluster: kwokctl $1 $2 failed; the end of $kwokctl_log:" >&2
+    tail -n 20 "$kwokctl_log" >&2
+    return 1
+  fi
+}
+
+# The pids of the processes started from this cluster's binaries (argv[0] under
+# $cluster_dir/, as kwokctl, the supervisor and start-component start them).
+cluster_pids() {
+  local proc argv0
+  for proc in /proc/[0-9]*; do
+    argv0=$(tr '\0' '\n' <"$proc/cmdline" 2>/dev/null | head -n 1) || continue
+    case $argv0 in "$cluster_dir"/*) alive "${proc#/proc/}" && echo "${proc#/proc/}" ;; esac
+  done
+  return 0
+}
+
+# SIGTERM to every process of the cluster; SIGKILL to those left after $grace s.
+stop_leftovers() {
+  local pids left pid
+  mapfile -t pids < <(cluster_pids)
+  [ ${#pids[@]} -gt 0 ] || return 0
+  echo "cluster: stopping ${#pids[@]} process(es) of '$name' that outlived kwokctl: ${pids[*]}"
+  kill "${pids[@]}" 2>/dev/null || true
+  for _ in $(seq 1 $((grace * 10))); do
+    left=()
+    for pid in "${pids[@]}"; do alive "$pid" && left+=("$pid"); done
+    [ ${#left[@]} -gt 0 ] || return 0
+    sleep 0.1
+  done
+  echo "cluster: ${left[*]} still running after ${grace}s; killing"
+  kill -KILL "${left[@]}" 2>/dev/null || true
+  for pid in "${left[@]}"; do while alive "$pid"; do sleep 0.1; done; done
+}
+
 take_lock() {
   exec 9>>"$lock"
   flock -w 60 9 || { echo "cluster: $lock is held by another process" >&2; exit 1; }
@@ -95,7 +146,8 @@ up() {
   fi
   # A cluster left half-created or stopped by a reboot is recreated from scratch.
   stop_supervisor
-  kwokctl --name "$name" delete cluster >/dev/null 2>&1 || true
+  kwokctl_logged --name "$name" delete cluster || true
+  stop_leftovers
   start=$(date +%s)
   config=$state/kwokctl-config.yaml
   {
@@ -107,7 +159,8 @@ options:
 EOF
     for f in "$state"/kwok-stages/*.yaml; do echo "---"; cat "$f"; done
   } >"$config"
-  kwokctl --name "$name" create cluster \
+  echo "cluster: creating '$name' (kwokctl's log: $kwokctl_log)"
+  kwokctl_logged --name "$name" create cluster \
     --runtime binary \
     --config "$config" \
     --kube-authorization=true \
@@ -120,7 +173,7 @@ EOF
     --kubeconfig "" \
     --wait 3m
   cp "$KWOK_WORKDIR/clusters/$name/kubeconfig.yaml" "$kubeconfig"
-  kwokctl --name "$name" scale node --replicas "$nodes"
+  kwokctl_logged --name "$name" scale node --replicas "$nodes"
   kubectl --kubeconfig "$kubeconfig" wait --for=condition=Ready node --all --timeout=120s >/dev/null
   # Pods need the namespace's default ServiceAccount, which the controller
   # manager creates shortly after start.
@@ -136,8 +189,9 @@ EOF
 down() {
   stop_supervisor
   if [ -x "$bin/kwokctl" ]; then
-    kwokctl --name "$name" delete cluster || true
+    kwokctl_logged --name "$name" delete cluster || true
   fi
+  stop_leftovers
   rm -f "$kubeconfig"
   echo "cluster: '$name' deleted"
 }
@@ -174,9 +228,9 @@ stop_component() {
     readlink "/proc/$pid/cwd" >"$state/$1.cwd"
     kill "$pid"
     # kube-apiserver drains open watches for up to a minute, keeping its port.
-    for _ in $(seq 1 $((${STOP_GRACE_SECONDS:-10} * 10))); do alive "$pid" || break; sleep 0.1; done
+    for _ in $(seq 1 $((grace * 10))); do alive "$pid" || break; sleep 0.1; done
     if alive "$pid"; then
-      echo "cluster: $1 still runs after ${STOP_GRACE_SECONDS:-10}s; killing it"
+      echo "cluster: $1 still runs after ${grace}s; killing it"
       kill -KILL "$pid"
       while alive "$pid"; do sleep 0.1; done
     fi

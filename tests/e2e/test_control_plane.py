@@ -4,6 +4,10 @@ stopped on purpose stays down until it is started again."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,7 +17,7 @@ from kubernetes import client
 from kubernetes.client import ApiClient
 
 from tests.e2e import controlplane
-from tests.e2e.support import BIN, Kubectl, wait_for
+from tests.e2e.support import BIN, ROOT, Kubectl, wait_for
 from tests.e2e.test_smoke import job_condition, pod_template
 
 # How long the API server stays down: longer than the controller manager's and the
@@ -125,3 +129,81 @@ def test_a_component_stopped_on_purpose_stays_down_until_started() -> None:
         timeout=10,
         what=f"{name} to be restarted after kill -9",
     )
+
+
+def cluster_processes(cluster_dir: Path) -> set[int]:
+    """The running processes started from the cluster's binaries (argv[0] under its dir)."""
+    found = set()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv0 = (proc / "cmdline").read_bytes().split(b"\0")[0].decode()
+        except OSError:
+            continue
+        if argv0.startswith(f"{cluster_dir}/") and controlplane.alive(int(proc.name)):
+            found.add(int(proc.name))
+    return found
+
+
+def test_cluster_down_leaves_no_process_running() -> None:
+    """On a throwaway cluster of its own (the shared one stays up): a component
+    started by start-component and one restarted by the supervisor, both outside
+    kwokctl, are gone after `cluster.sh down`, as is the supervisor."""
+    state = Path(tempfile.mkdtemp(prefix="cw-down-"))
+    name = "cw-down"
+    cluster_dir = state / "kwok" / "clusters" / name
+    (state / "bin").symlink_to(BIN.resolve())
+    (state / "kwok-stages").symlink_to((BIN.parent / "kwok-stages").resolve())
+    env = {
+        **os.environ,
+        "STATE_DIR": str(state),
+        "CLUSTER_NAME": name,
+        "CLUSTER_NODES": "1",
+        "STOP_GRACE_SECONDS": "5",
+    }
+
+    def cluster_sh(*args: str) -> str:
+        done = subprocess.run(
+            [str(ROOT / "hack/cluster.sh"), *args], env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    def pid(component: str) -> int:
+        return int((cluster_dir / "pids" / f"{component}.pid").read_text())
+
+    try:
+        up = cluster_sh("up")
+        assert f"kwokctl's log: {state}/logs/kwokctl.log" in up
+        assert '"level"' not in up  # kwokctl's JSON lines went to the log
+        assert '"level":"INFO"' in (state / "logs" / "kwokctl.log").read_text()
+        # kube-scheduler rather than kube-apiserver here: while a component is down,
+        # another local cluster created meanwhile may take its port.
+        cluster_sh("stop-component", "kube-scheduler")
+        cluster_sh("start-component", "kube-scheduler")
+        kcm = pid("kube-controller-manager")
+        controlplane.kill(kcm)
+        wait_for(
+            lambda: (
+                pid("kube-controller-manager") != kcm
+                and controlplane.alive(pid("kube-controller-manager"))
+            ),
+            timeout=15,
+            what="the supervisor to restart kube-controller-manager",
+        )
+        supervisor = int((state / "supervisor.pid").read_text())
+        before = cluster_processes(cluster_dir)
+        components = ("kube-apiserver", "kube-scheduler", "kube-controller-manager", "etcd")
+        assert {pid(c) for c in components} <= before
+
+        down = cluster_sh("down")
+        assert cluster_processes(cluster_dir) == set(), down
+        assert not any(controlplane.alive(p) for p in before | {supervisor})
+    finally:
+        subprocess.run(
+            [str(ROOT / "hack/cluster.sh"), "down"], env=env, capture_output=True, check=False
+        )
+        for leftover in cluster_processes(cluster_dir):
+            controlplane.kill(leftover)
+        shutil.rmtree(state, ignore_errors=True)
