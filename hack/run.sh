@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make run`: the product on the local control plane. Starts the cluster (or
-# reuses it), installs the CRD, applies the examples into a demo namespace and
+# reuses it), installs the CRD, applies the examples (and the Secret and PVC they
+# name, hack/demo-prerequisites.yaml) into a demo namespace and
 # runs the operator in the foreground until Ctrl-C. The cluster keeps running
 # afterwards (`make cluster-down` stops it).
 set -euo pipefail
@@ -16,6 +17,11 @@ kubectl=("$state/bin/kubectl")
 "${kubectl[@]}" wait --for=create crd/scheduledtasks.cronwarden.io --timeout=60s >/dev/null
 "${kubectl[@]}" wait --for=condition=Established crd/scheduledtasks.cronwarden.io --timeout=60s
 "${kubectl[@]}" create namespace "$namespace" --dry-run=client -o yaml | "${kubectl[@]}" apply -f -
+# The examples' pods are admitted under Pod Security "restricted" (tests/e2e/test_examples.py).
+"${kubectl[@]}" label --overwrite namespace "$namespace" \
+  pod-security.kubernetes.io/enforce=restricted pod-security.kubernetes.io/warn=restricted
+# The Secret and PersistentVolumeClaim that examples name (see their comments).
+"${kubectl[@]}" -n "$namespace" apply -f "$root/hack/demo-prerequisites.yaml"
 "${kubectl[@]}" -n "$namespace" apply -f "$root/examples/"
 
 cat <<MSG
