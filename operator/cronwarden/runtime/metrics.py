@@ -386,11 +386,14 @@ def serve(metrics: TaskMetrics, address: str, port: int) -> ThreadingHTTPServer:
                 self.send_error(404, "only /metrics is served here")
                 return
             body = metrics.exposition()
-            self.send_response(200)
-            self.send_header("Content-Type", CONTENT_TYPE)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            try:
+                self.send_response(200)
+                self.send_header("Content-Type", CONTENT_TYPE)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the scraper gave up (its scrape timeout): not our error
 
         def log_message(self, format: str, *args: object) -> None:
             pass  # one line per scrape would drown the operator's log
