@@ -47,11 +47,11 @@ Manifest = list[dict[str, Any]]
 # The chart
 
 
-def render_chart(*sets: str) -> Manifest:
+def render_chart(*sets: str, namespace: str = OPERATOR_NAMESPACE) -> Manifest:
     """`helm template` of the chart with the pinned helm, parsed, as for a cluster that
     serves the Prometheus Operator's kinds (the chart refuses its ServiceMonitor and
     PrometheusRule otherwise)."""
-    args = [str(BIN / "helm"), "template", RELEASE, str(CHART), "--namespace", OPERATOR_NAMESPACE]
+    args = [str(BIN / "helm"), "template", RELEASE, str(CHART), "--namespace", namespace]
     args += ["--api-versions=monitoring.coreos.com/v1/ServiceMonitor"]
     args += ["--api-versions=monitoring.coreos.com/v1/PrometheusRule"]
     for s in sets:
