@@ -17,7 +17,7 @@ def send(
     body: Any = None,
     query: dict[str, str] | None = None,
     content_type: str = "application/json",
-    timeout: float = 30.0,
+    timeout: float | None = 30.0,
 ) -> tuple[Any, bytes]:
     """Send one request; returns the urllib3 response (status, reason, headers) and its
     body. Raises what urllib3 raises when there is no answer (OSError, HTTPError)."""

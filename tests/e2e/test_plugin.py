@@ -7,9 +7,12 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import socket
 import subprocess
 import sys
 from pathlib import Path
+
+import yaml
 
 from tests.e2e.support import Cluster, condition_of, wait_for
 from tests.e2e.test_monitor import monitoring
@@ -50,12 +53,14 @@ def test_get_trigger_why_suspend_resume(cluster: Cluster, kubeconfig: Path) -> N
     assert got.returncode == 0, got.stderr
     header, row = got.stdout.splitlines()
     assert header.split() == [
-        "NAME", "SCHEDULE", "TZ", "LAST", "SUCCESS", "NEXT", "RUN", "STATE", "OWNER"
+        "NAME", "SCHEDULE", "TZ", "ACTIVE", "LAST", "SUCCESS", "NEXT", "RUN", "STATE", "OWNER",
+        "AGE",
     ]  # fmt: skip
-    assert row.split() == [
-        "nightly-report", *NEVER_SOON.split(), "Etc/UTC", "<never>",
+    assert row.split()[:-1] == [
+        "nightly-report", *NEVER_SOON.split(), "Etc/UTC", "0", "<never>",
         cluster.task("nightly-report")["status"]["nextScheduleTime"], "OK", "team-reports",
     ]  # fmt: skip
+    assert row.split()[-1].endswith("s")  # AGE: created seconds ago
     everywhere = plugin("get", "-A", kubeconfig=kubeconfig)
     assert any(
         line.split()[:2] == [ns, "nightly-report"] for line in everywhere.stdout.splitlines()
@@ -111,7 +116,7 @@ def test_get_trigger_why_suspend_resume(cluster: Cluster, kubeconfig: Path) -> N
         timeout=30,
         what="the RunSucceeded Event in why",
     )
-    assert plugin("get", "-n", ns, kubeconfig=kubeconfig).stdout.splitlines()[1].split()[7] != (
+    assert plugin("get", "-n", ns, kubeconfig=kubeconfig).stdout.splitlines()[1].split()[8] != (
         "<never>"
     )
 
@@ -157,7 +162,7 @@ def test_why_explains_a_failing_run(cluster: Cluster, kubeconfig: Path) -> None:
         what="Failing=True after the manual run failed",
     )
     rows = plugin("get", "-n", ns, kubeconfig=kubeconfig).stdout.splitlines()[1:]
-    assert [(r.split()[0], r.split()[-2]) for r in rows] == [
+    assert [(r.split()[0], r.split()[-3]) for r in rows] == [
         ("nightly-export", "Failing"),
         ("nightly-report", "OK"),
     ]
@@ -227,3 +232,114 @@ def test_next_shows_the_slot_that_spring_forward_skips() -> None:
     invalid = plugin("next", "0 2 * * 7")
     assert invalid.returncode == 2
     assert "day-of-week" in invalid.stderr
+
+
+def test_kubectl_conventions(cluster: Cluster, kubeconfig: Path, tmp_path: Path) -> None:
+    """Global flags before or after the verb, -o wide|name|json|yaml on every read verb,
+    -l on get, --as, --context and --request-timeout, as kubectl reads them."""
+    ns = cluster.namespace
+    labelled = quiet("labelled", owner="team-a")
+    labelled["metadata"]["labels"] = {"tier": "batch"}
+    cluster.apply(labelled)
+    cluster.apply(quiet("other", owner="team-b"))
+    cluster.wait_ready("labelled")
+    cluster.wait_ready("other")
+
+    # Global flags before the verb (the helper puts --kubeconfig first, too).
+    everywhere = plugin("-A", "get", kubeconfig=kubeconfig)
+    assert everywhere.returncode == 0, everywhere.stderr
+    assert everywhere.stdout.split()[:2] == ["NAMESPACE", "NAME"]
+    assert [ns, "labelled"] in [line.split()[:2] for line in everywhere.stdout.splitlines()]
+    before = plugin(
+        "-n", ns, "--request-timeout", "10s", "get", "-o", "name", kubeconfig=kubeconfig
+    )
+    after = plugin("get", "-o", "name", "--request-timeout=10s", "-n", ns, kubeconfig=kubeconfig)
+    assert (
+        before.stdout
+        == after.stdout
+        == ("scheduledtask.cronwarden.io/labelled\nscheduledtask.cronwarden.io/other\n")
+    )
+
+    # -l, and -o wide with its extra columns.
+    selected = plugin("-n", ns, "get", "-l", "tier=batch", "-o", "wide", kubeconfig=kubeconfig)
+    assert selected.returncode == 0, selected.stderr
+    header, *rows = selected.stdout.splitlines()
+    assert header.split()[-7:] == [
+        "SCHEDULE", "LAST", "RESULT", "FAILURES", "MISSED", "CRONJOB", "AGE"
+    ]  # fmt: skip
+    assert [r.split()[0] for r in rows] == ["labelled"]
+    assert rows[0].split()[-2] == "labelled"  # CRONJOB
+    as_yaml = plugin("-n", ns, "get", "-l", "tier=batch", "-o", "yaml", kubeconfig=kubeconfig)
+    assert "kind: List" in as_yaml.stdout
+    assert "name: other" not in as_yaml.stdout
+
+    # Every read verb takes -o: why and next too.
+    why_json = plugin("why", "labelled", "-n", ns, "-o", "json", kubeconfig=kubeconfig)
+    assert why_json.returncode == 0, why_json.stderr
+    report = json.loads(why_json.stdout)
+    assert (report["name"], report["state"], report["cronJob"]) == ("labelled", "OK", "labelled")
+    why_name = plugin("-n", ns, "why", "labelled", "-o", "name", kubeconfig=kubeconfig)
+    assert why_name.stdout == "scheduledtask.cronwarden.io/labelled\n"
+    uid = cluster.task("labelled")["metadata"]["uid"]
+    assert (
+        f"UID:             {uid}"
+        in plugin("-n", ns, "why", "labelled", "-o", "wide", kubeconfig=kubeconfig).stdout
+    )
+    slots = plugin(
+        "next", "@hourly", "-o", "name", "--count", "2", "--from", "2027-01-01T00:00:00Z"
+    )
+    assert slots.stdout == "2027-01-01T01:00:00Z\n2027-01-01T02:00:00Z\n"
+
+    # --context picks a context of the kubeconfig; an unknown one is refused.
+    context = cluster.kubectl("config", "current-context").stdout.strip()
+    assert plugin("--context", context, "-n", ns, "get", kubeconfig=kubeconfig).returncode == 0
+    wrong = plugin("get", "--context", "nosuch", "-n", ns, kubeconfig=kubeconfig)
+    assert wrong.returncode == 1
+    assert "nosuch" in wrong.stderr
+
+    # --as impersonates: a ServiceAccount without RBAC is Forbidden, in one line.
+    cluster.kubectl("-n", ns, "create", "serviceaccount", "nobody")
+    denied = plugin(
+        "--as", f"system:serviceaccount:{ns}:nobody", "-n", ns, "get", kubeconfig=kubeconfig
+    )
+    assert denied.returncode == 1
+    assert denied.stderr.startswith("Error from server (Forbidden): ")
+    assert f'User "system:serviceaccount:{ns}:nobody" cannot list' in denied.stderr
+    assert denied.stderr.count("\n") == 1
+
+
+def test_unreachable_cluster_is_one_line_that_says_whether_to_retry(
+    kubeconfig: Path, tmp_path: Path
+) -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = yaml.safe_load(kubeconfig.read_text())
+    for entry in config["clusters"]:
+        entry["cluster"]["server"] = f"https://127.0.0.1:{port}"
+    closed = tmp_path / "kubeconfig"
+    closed.write_text(yaml.safe_dump(config))
+    failed = plugin("get", "-A", "--request-timeout", "5s", kubeconfig=closed)
+    assert failed.returncode == 1
+    assert failed.stderr == (
+        f"error: cannot connect to the API server at https://127.0.0.1:{port}: connection "
+        "refused (is the cluster running?); retrying helps once it listens again\n"
+    )
+    for noise in ("urllib3", "HTTPSConnectionPool", "Max retries", "object at 0x"):
+        assert noise not in failed.stderr
+
+
+def test_next_refuses_what_the_crd_refuses() -> None:
+    refused = plugin("next", "@every 30s")
+    assert refused.returncode == 2
+    assert refused.stderr == (
+        "error: spec.schedule: @every must be at least 1m (a Go duration such as 5m or 1h30m): "
+        "the CronJob controller starts at most one run per minute (the ScheduledTask CRD "
+        "refuses '@every 30s')\n"
+    )
+    shown = plugin("next", "@every 90s", "--count", "2", "--from", "2027-01-01T00:00:15Z")
+    assert shown.returncode == 0, shown.stderr
+    assert [line.split()[:3] for line in shown.stdout.splitlines()[2:4]] == [
+        ["2027-01-01T00:01:45Z", "2027-01-01", "00:01:45"],
+        ["2027-01-01T00:03:15Z", "2027-01-01", "00:03:15"],
+    ]

@@ -22,7 +22,7 @@ from kubernetes.config.config_exception import ConfigException
 
 from cronwarden import __version__
 from cronwarden.api import models
-from cronwarden.plugin.errors import ClusterError, NotFound
+from cronwarden.plugin.errors import ClusterError, NotFound, retry_hint, unreachable
 from cronwarden.wire import send
 
 TASKS = f"/apis/{models.GROUP}/{models.VERSION}"
@@ -54,8 +54,15 @@ def _kubeconfig(given: str | None) -> str | None:
     return None
 
 
-def connect(kubeconfig: str | None, context: str | None, timeout: float = 30.0) -> Client:
-    """A client for the cluster, and the namespace to use when none is given."""
+def connect(
+    kubeconfig: str | None,
+    context: str | None,
+    *,
+    timeout: float | None = 30.0,
+    user: str | None = None,
+) -> Client:
+    """A client for the cluster, and the namespace to use when none is given; `timeout`
+    bounds each request (None: no bound), `user` is impersonated (kubectl's --as)."""
     configuration = client.Configuration()
     path = _kubeconfig(kubeconfig)
     try:
@@ -78,14 +85,34 @@ def connect(kubeconfig: str | None, context: str | None, timeout: float = 30.0) 
         raise ClusterError(f"cannot load the cluster configuration: {err}") from None
     api = client.ApiClient(configuration)
     api.user_agent = USER_AGENT
+    if user:
+        api.set_default_header("Impersonate-User", user)
     return Client(api, namespace, timeout)
+
+
+def root_cause(err: BaseException) -> BaseException:
+    """What urllib3 wraps: the OSError (refused, timed out, TLS, name resolution) under
+    MaxRetryError, NewConnectionError and the like, or `err` itself."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    found = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError):
+            return current
+        if isinstance(current, urllib3.exceptions.TimeoutError):
+            found = TimeoutError(str(current))
+        reason = getattr(current, "reason", None)
+        nxt = reason if isinstance(reason, BaseException) else None
+        current = nxt or current.__cause__ or current.__context__
+    return found
 
 
 @dataclass
 class Client:
     api: client.ApiClient
     namespace: str  # the context's namespace, or the pod's
-    timeout: float = 30.0
+    timeout: float | None = 30.0
 
     def request(
         self,
@@ -110,7 +137,7 @@ class Client:
             raise ClusterError(f"{err.status} {err.reason}", err.status or 0) from None
         except (OSError, urllib3.exceptions.HTTPError) as err:
             host = self.api.configuration.host
-            raise ClusterError(f"cannot reach the API server at {host}: {err}") from None
+            raise ClusterError(unreachable(host, root_cause(err), self.timeout)) from None
         try:
             payload: dict[str, Any] = json.loads(data) if data else {}
         except ValueError:
@@ -120,7 +147,7 @@ class Client:
             message = str(payload.get("message") or response.reason)
             kind = NotFound if response.status == 404 else ClusterError
             raise kind(
-                f"Error from server ({reason}): {message}",
+                f"Error from server ({reason}): {message}{retry_hint(response.status)}",
                 response.status,
                 reason,
                 payload.get("details") or {},
@@ -154,9 +181,13 @@ class Client:
                 f'scheduledtask "{name}" not found in namespace "{namespace}"', 404, "NotFound"
             ) from None
 
-    def list_tasks(self, namespace: str | None) -> list[dict[str, Any]]:
+    def list_tasks(
+        self, namespace: str | None, selector: str | None = None
+    ) -> list[dict[str, Any]]:
         try:
-            return self.list_all(tasks_path(namespace))
+            return self.list_all(
+                tasks_path(namespace), {"labelSelector": selector} if selector else None
+            )
         except NotFound:
             raise NotFound(
                 f"the ScheduledTask API ({models.API_VERSION}) is not served by this cluster: "

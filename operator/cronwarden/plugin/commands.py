@@ -31,22 +31,28 @@ def get(
     now: datetime,
     out: TextIO,
     err: TextIO,
+    selector: str | None = None,
 ) -> int:
     if name is not None and all_namespaces:
         raise UsageError("a task cannot be retrieved by name across all namespaces")
+    if name is not None and selector:
+        raise UsageError("name cannot be provided when a selector is specified")
     found = (
         [c.get_task(namespace, name)]
         if name is not None
-        else c.list_tasks(None if all_namespaces else namespace)
+        else c.list_tasks(None if all_namespaces else namespace, selector)
     )
-    if output:
+    if output in ("json", "yaml"):
         dump(found[0] if name is not None else as_list(found), output, out)
+        return 0
+    if output == "name":
+        out.write("".join(f"{KIND}/{t['metadata']['name']}\n" for t in found))
         return 0
     if not found:
         where = "" if all_namespaces else f" in {namespace} namespace"
         err.write(f"No resources found{where}.\n")
         return 0
-    out.write(tasks.get_table(found, now, with_namespace=all_namespaces))
+    out.write(tasks.get_table(found, now, with_namespace=all_namespaces, wide=output == "wide"))
     return 0
 
 
@@ -132,10 +138,20 @@ def set_suspend(
 
 
 def explain(
-    c: Client, namespace: str, name: str, *, now: datetime, out: TextIO, err: TextIO
+    c: Client,
+    namespace: str,
+    name: str,
+    *,
+    now: datetime,
+    out: TextIO,
+    err: TextIO,
+    output: str | None = None,
 ) -> int:
     """why: conditions, runs, Events and what they mean."""
     task = c.get_task(namespace, name)
+    if output == "name":
+        out.write(f"{KIND}/{task['metadata']['name']}\n")
+        return 0
     uid = task["metadata"].get("uid")
     source = trigger.cronjob_of(task)
     cronjob = c.get_cronjob(namespace, source) if source else None
@@ -164,5 +180,8 @@ def explain(
     except ClusterError as error:
         err.write(f"Warning: cannot list Events: {error}\n")
         events = []
-    out.write(why.render(task, runs, events, now, source, note))
+    if output in ("json", "yaml"):
+        dump(why.as_data(task, runs, events, now, source, note), output, out)
+    else:
+        out.write(why.render(task, runs, events, now, source, note, wide=output == "wide"))
     return 0

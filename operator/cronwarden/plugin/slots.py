@@ -4,6 +4,7 @@ controller computes them (cronwarden.core.schedule, robfig/cron v3). Pure."""
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any
@@ -11,7 +12,29 @@ from zoneinfo import ZoneInfo
 
 from cronwarden.api.models import DEFAULT_TIME_ZONE
 from cronwarden.core import schedule
-from cronwarden.plugin.text import table, timestamp
+from cronwarden.core.schedule_robfig import go_parse_duration
+from cronwarden.plugin.text import human_duration, table, timestamp
+
+# The ScheduledTask CRD's rule on spec.schedule's @every (cronwarden.api.crd, in CEL):
+# a Go duration of at least one minute. tests/unit/plugin/test_slots.py keeps the two equal.
+GO_DURATION = r"^([0-9]+(\.[0-9]*)?(ns|us|µs|ms|s|m|h))+$"
+EVERY_MESSAGE = (
+    "spec.schedule: @every must be at least 1m (a Go duration such as 5m or 1h30m): "
+    "the CronJob controller starts at most one run per minute"
+)
+
+
+def crd_refusal(expression: str) -> str | None:
+    """The message of the CRD rule that refuses this schedule, or None. The CRD checks
+    more than robfig does: `@every 30s` is a valid robfig schedule but not a valid task."""
+    text = expression.strip()
+    if not text.startswith("@every"):
+        return None
+    duration = text[len("@every") :].strip()
+    nanos = go_parse_duration(duration) if re.match(GO_DURATION, duration) else None
+    if nanos is None or nanos < 60 * 10**9:
+        return EVERY_MESSAGE
+    return None
 
 
 @dataclass(frozen=True)
@@ -58,20 +81,30 @@ def upcoming(expression: str, time_zone: str | None, start: datetime, count: int
     return Upcoming(expression, parsed.time_zone, start, slots, notes)
 
 
-def local(t: datetime, name: str) -> str:
-    """Wall time in the zone, with its abbreviation, offset and weekday."""
+def local(t: datetime, name: str, *, seconds: bool = False) -> str:
+    """Wall time in the zone, with its abbreviation, offset and weekday; with seconds
+    where they matter (slots off the minute, as @every makes them)."""
     w = t.astimezone(zone(name))
     offset = w.strftime("%z")
-    return f"{w:%Y-%m-%d %H:%M} {w.tzname()} ({offset[:3]}:{offset[3:]}) {w:%a}"
+    clock = f"{w:%H:%M:%S}" if seconds else f"{w:%H:%M}"
+    return f"{w:%Y-%m-%d} {clock} {w.tzname()} ({offset[:3]}:{offset[3:]}) {w:%a}"
 
 
-def render(up: Upcoming) -> str:
+def render(up: Upcoming, *, wide: bool = False) -> str:
+    """The slots, in UTC and in the zone; `wide` adds how far ahead each is and its
+    Unix time."""
     head = f"Schedule {up.schedule!r} in {up.time_zone}, after {timestamp(up.start)}:\n"
     if not up.slots:
         return head + "no slot: the schedule never fires (robfig finds none within 5 years)\n"
-    out = head + table(
-        ["UTC", up.time_zone], [[timestamp(s), local(s, up.time_zone)] for s in up.slots]
-    )
+    seconds = any(s.second for s in up.slots)
+    headers = ["UTC", up.time_zone] + (["IN", "UNIX"] if wide else [])
+    rows = []
+    for s in up.slots:
+        cells = [timestamp(s), local(s, up.time_zone, seconds=seconds)]
+        if wide:
+            cells += [human_duration(s - up.start), str(int(s.timestamp()))]
+        rows.append(cells)
+    out = head + table(headers, rows)
     if up.notes:
         out += "\nDaylight saving:\n" + "".join(f"  {n}\n" for n in up.notes)
     return out

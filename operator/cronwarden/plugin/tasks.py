@@ -17,7 +17,9 @@ from cronwarden.plugin.text import NONE, age, human_duration, table, timestamp
 
 # The conditions that mean something is wrong when True, in the order shown.
 FLAGS = ("Late", "Blocked", "Failing", "Stale")
-HEADERS = ("NAME", "SCHEDULE", "TZ", "LAST SUCCESS", "NEXT RUN", "STATE", "OWNER")
+HEADERS = ("NAME", "SCHEDULE", "TZ", "ACTIVE", "LAST SUCCESS", "NEXT RUN", "STATE", "OWNER", "AGE")
+# -o wide adds these before AGE.
+WIDE_HEADERS = ("LAST SCHEDULE", "LAST RESULT", "FAILURES", "MISSED", "CRONJOB")
 # Closer than this, NEXT RUN is relative ("in 4m"); further, a timestamp.
 RELATIVE_FOR = timedelta(hours=24)
 
@@ -87,28 +89,56 @@ def next_run_column(task: dict[str, Any], now: datetime) -> str:
     return timestamp(when)
 
 
-def row(task: dict[str, Any], now: datetime, *, with_namespace: bool = False) -> list[str]:
+def last_result_column(task: dict[str, Any]) -> str:
+    """status.lastRun's result, with its reason: Failed(BackoffLimitExceeded)."""
+    last = (task.get("status") or {}).get("lastRun") or {}
+    if not last.get("result"):
+        return NONE
+    return str(last["result"]) + (f"({last['reason']})" if last.get("reason") else "")
+
+
+def row(
+    task: dict[str, Any], now: datetime, *, with_namespace: bool = False, wide: bool = False
+) -> list[str]:
     meta = task.get("metadata") or {}
     status = task.get("status") or {}
     cells = [
         str(meta.get("name", "")),
         schedule_column(task),
         zone_column(task),
+        str(len(status.get("active") or [])),
         age(parse_time(status.get("lastSuccessfulTime")), now, never="<never>"),
         next_run_column(task, now),
         state(task),
         str((task.get("spec") or {}).get("owner") or NONE),
     ]
+    if wide:
+        cells += [
+            age(parse_time(status.get("lastScheduleTime")), now, never="<never>"),
+            last_result_column(task),
+            str(status.get("consecutiveFailures", 0)),
+            str(status.get("missedRuns", 0)),
+            str(cronjob_ref(task) or status.get("cronJobName") or NONE),
+        ]
+    cells.append(age(parse_time(meta.get("creationTimestamp")), now))
     return [str(meta.get("namespace", "")), *cells] if with_namespace else cells
 
 
 def get_table(
-    tasks: Sequence[dict[str, Any]], now: datetime, *, with_namespace: bool = False
+    tasks: Sequence[dict[str, Any]],
+    now: datetime,
+    *,
+    with_namespace: bool = False,
+    wide: bool = False,
 ) -> str:
-    """The `get` table, sorted by namespace and name as kubectl sorts a list."""
+    """The `get` table, sorted by namespace and name as kubectl sorts a list; AGE last,
+    as kubectl puts it."""
     ordered = sorted(
         tasks,
         key=lambda t: ((t.get("metadata") or {}).get("namespace", ""), t["metadata"]["name"]),
     )
-    headers = ["NAMESPACE", *HEADERS] if with_namespace else list(HEADERS)
-    return table(headers, [row(t, now, with_namespace=with_namespace) for t in ordered])
+    headers = list(HEADERS[:-1]) + (list(WIDE_HEADERS) if wide else []) + [HEADERS[-1]]
+    if with_namespace:
+        headers.insert(0, "NAMESPACE")
+    rows = [row(t, now, with_namespace=with_namespace, wide=wide) for t in ordered]
+    return table(headers, rows)

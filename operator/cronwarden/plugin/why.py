@@ -170,9 +170,12 @@ def render(
     now: datetime,
     cronjob: str | None = None,
     cronjob_note: str = "",
+    *,
+    wide: bool = False,
 ) -> str:
     """The whole report. `cronjob` names the CronJob whose Jobs `runs` come from;
-    `cronjob_note` says why there is none (not found, not the task's)."""
+    `cronjob_note` says why there is none (not found, not the task's). `wide` adds the
+    object's uid, creation time and generations."""
     meta = task["metadata"]
     spec = task.get("spec") or {}
     status = task.get("status") or {}
@@ -195,6 +198,14 @@ def render(
         ("Expected result", spec.get("expectedResult") or NONE),
         ("Rollback note", spec.get("rollbackNote") or NONE),
     ]
+    if wide:
+        created = parse_time(meta.get("creationTimestamp"))
+        observed = status.get("observedGeneration")
+        fields += [
+            ("UID", meta.get("uid") or NONE),
+            ("Created", _when(created, now, NONE)),
+            ("Generation", f"{meta.get('generation', NONE)} (observed {observed or NONE})"),
+        ]
     width = max(len(k) for k, _ in fields) + 2
     out = "".join(f"{k + ':':<{width}}{v}\n" for k, v in fields)
 
@@ -235,3 +246,44 @@ def render(
     out += "\nEvents:\n"
     out += events_table(events, now) if events else f"  {NONE}\n"
     return out
+
+
+def as_data(
+    task: dict[str, Any],
+    runs: Sequence[Run],
+    events: Sequence[dict[str, Any]],
+    now: datetime,
+    cronjob: str | None = None,
+    cronjob_note: str = "",
+) -> dict[str, Any]:
+    """The report as data, for -o json|yaml: the same facts, times in RFC 3339."""
+
+    def when(t: datetime | None) -> str | None:
+        return timestamp(t) if t else None
+
+    meta = task["metadata"]
+    return {
+        "name": meta["name"],
+        "namespace": meta.get("namespace"),
+        "state": state(task),
+        "why": explain(task),
+        "cronJob": cronjob,
+        "cronJobNote": cronjob_note or None,
+        "conditions": list(conditions(task).values()),
+        "lastRun": (task.get("status") or {}).get("lastRun"),
+        "runs": [
+            {
+                "job": r.job,
+                "trigger": "Manual" if r.manual else "Scheduled",
+                "triggeredBy": r.triggered_by,
+                "result": r.result,
+                "reason": r.reason,
+                "scheduledTime": when(r.scheduled),
+                "startTime": when(r.since),
+                "completionTime": when(r.finished),
+            }
+            for r in runs
+        ],
+        "events": list(events),
+        "now": timestamp(now),
+    }

@@ -4,6 +4,7 @@ cluster subcommands against an in-memory stand-in for the client (no cluster).""
 from __future__ import annotations
 
 import copy
+import json
 import subprocess
 import sys
 from typing import Any
@@ -11,8 +12,8 @@ from typing import Any
 import pytest
 
 from cronwarden.plugin import client as client_module
-from cronwarden.plugin.cli import build_parser, main
-from cronwarden.plugin.errors import ClusterError, NotFound
+from cronwarden.plugin.cli import build_parser, main, request_timeout
+from cronwarden.plugin.errors import ClusterError, NotFound, UsageError
 from tests.unit.plugin.objects import HEALTHY, cronjob, event, job, task
 
 
@@ -29,13 +30,17 @@ class FakeClient:
         self.patches: list[tuple[str, str, dict[str, Any]]] = []
         self.user: str | None = "alice@example.com"
         self.refuse_block_owner_deletion = False
+        self.selectors: list[str | None] = []
 
     def get_task(self, namespace: str, name: str) -> dict[str, Any]:
         if name not in self.tasks:
             raise NotFound(f'scheduledtask "{name}" not found in namespace "{namespace}"', 404)
         return copy.deepcopy(self.tasks[name])
 
-    def list_tasks(self, namespace: str | None) -> list[dict[str, Any]]:
+    def list_tasks(
+        self, namespace: str | None, selector: str | None = None
+    ) -> list[dict[str, Any]]:
+        self.selectors.append(selector)
         return list(self.tasks.values())
 
     def get_cronjob(self, namespace: str, name: str) -> dict[str, Any] | None:
@@ -79,8 +84,8 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> FakeClient:
     stand_in.cronjobs["vendor"]["metadata"]["ownerReferences"] = []
     seen: dict[str, Any] = {}
 
-    def connect(kubeconfig: str | None, context: str | None) -> FakeClient:
-        seen.update(kubeconfig=kubeconfig, context=context)
+    def connect(kubeconfig: str | None, context: str | None, **options: Any) -> FakeClient:
+        seen.update(kubeconfig=kubeconfig, context=context, **options)
         return stand_in
 
     monkeypatch.setattr(client_module, "connect", connect)
@@ -88,22 +93,60 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> FakeClient:
     return stand_in
 
 
+GLOBALS = ["-n", "ns", "-A", "--kubeconfig", "k", "--context", "c", "--request-timeout", "5s"]
+
+
 @pytest.mark.parametrize(
     "argv",
     [
-        ["-n", "ns", "--kubeconfig", "k", "--context", "c", "get"],
-        ["get", "-n", "ns", "--kubeconfig", "k", "--context", "c"],
-        ["-n", "other", "why", "x", "--namespace", "ns", "--kubeconfig=k", "--context=c"],
+        [*GLOBALS, "--as", "bob", "get"],
+        ["get", *GLOBALS, "--as=bob"],
+        ["-n", "ns", "--as", "bob", "get", "-A", "--kubeconfig", "k", "--context=c"],
+        ["-n", "other", "--as", "eve", "get", "--namespace", "ns", "-A", "--kubeconfig=k",
+         "--context=c", "--request-timeout=5s", "--as", "bob"],
     ],
-)
-def test_cluster_options_before_or_after_the_subcommand(argv: list[str]) -> None:
+)  # fmt: skip
+def test_global_options_before_or_after_the_subcommand(argv: list[str]) -> None:
     args = build_parser().parse_args(argv)
-    assert (args.namespace, args.kubeconfig, args.context) == ("ns", "k", "c")
+    assert (args.namespace, args.all_namespaces, args.kubeconfig, args.context) == (
+        "ns",
+        True,
+        "k",
+        "c",
+    )
+    assert args.as_user == "bob"
+    assert args.request_timeout in ("5s", None)
 
 
 def test_defaults_when_no_option_is_given() -> None:
     args = build_parser().parse_args(["trigger", "x"])
     assert (args.namespace, args.kubeconfig, args.context) == (None, None, None)
+    assert (args.all_namespaces, args.request_timeout, args.as_user) == (False, None, None)
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [(None, 30.0), ("5", 5.0), ("5s", 5.0), ("1m30s", 90.0), ("1.5h", 5400.0), ("0", None),
+     ("250ms", 0.25)],
+)  # fmt: skip
+def test_request_timeout_as_kubectl_reads_it(value: str | None, seconds: float | None) -> None:
+    assert request_timeout(value) == seconds
+
+
+@pytest.mark.parametrize("value", ["soon", "5x", "-1s", "s", ""])
+def test_request_timeout_refuses_what_is_not_a_duration(value: str) -> None:
+    with pytest.raises(UsageError, match="--request-timeout"):
+        request_timeout(value)
+
+
+def test_global_options_reach_the_client(fake: FakeClient) -> None:
+    assert main(["--request-timeout", "1m", "--as", "bob", "get"]) == 0
+    assert fake.seen == {  # type: ignore[attr-defined]
+        "kubeconfig": None,
+        "context": None,
+        "timeout": 60.0,
+        "user": "bob",
+    }
 
 
 def test_no_command_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
@@ -111,8 +154,13 @@ def test_no_command_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]) 
     assert "usage: kubectl cronwarden" in capsys.readouterr().out
 
 
+def test_all_namespaces_is_for_get_only(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["why", "x", "-A"]) == 2
+    assert capsys.readouterr().err == "error: -A/--all-namespaces is for get, not why\n"
+
+
 @pytest.mark.parametrize(
-    "argv", [["get", "-o", "xml"], ["frobnicate"], ["trigger"], ["why", "x", "-A"]]
+    "argv", [["get", "-o", "xml"], ["frobnicate"], ["trigger"], ["trigger", "x", "-o", "wide"]]
 )
 def test_bad_arguments_exit_2(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
@@ -148,13 +196,51 @@ def test_next_rejects_invalid_input_with_exit_2(
 def test_get_lists_and_passes_the_options(
     fake: FakeClient, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["get", "--kubeconfig", "/k", "--context", "c"]) == 0
+    assert main(["get", "--kubeconfig", "/k", "--context", "c", "-l", "team=a"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[:2] for line in lines[1:]] == [
         ["backup", "30"],
         ["watch", "->"],
     ]
-    assert fake.seen == {"kubeconfig": "/k", "context": "c"}  # type: ignore[attr-defined]
+    assert fake.seen["kubeconfig"] == "/k"  # type: ignore[attr-defined]
+    assert fake.seen["context"] == "c"  # type: ignore[attr-defined]
+    assert fake.selectors == ["team=a"]
+
+
+def test_get_output_name_and_wide(fake: FakeClient, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["get", "-o", "name"]) == 0
+    assert capsys.readouterr().out == (
+        "scheduledtask.cronwarden.io/backup\nscheduledtask.cronwarden.io/watch\n"
+    )
+    assert main(["get", "-o", "wide"]) == 0
+    header = capsys.readouterr().out.splitlines()[0].split()
+    assert header[header.index("OWNER") :] == [
+        "OWNER", "LAST", "SCHEDULE", "LAST", "RESULT", "FAILURES", "MISSED", "CRONJOB", "AGE"
+    ]  # fmt: skip
+
+
+def test_get_by_name_with_a_selector_is_a_usage_error(
+    fake: FakeClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["get", "backup", "-l", "a=b"]) == 2
+    assert "name cannot be provided when a selector is specified" in capsys.readouterr().err
+
+
+def test_why_output_name_json_and_wide(
+    fake: FakeClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["why", "backup", "-o", "name"]) == 0
+    assert capsys.readouterr().out == "scheduledtask.cronwarden.io/backup\n"
+    assert main(["why", "backup", "-o", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert (data["name"], data["state"], data["cronJob"]) == ("backup", "OK", "backup")
+    assert data["why"][0].startswith("Healthy")
+    assert main(["why", "backup", "-o", "wide"]) == 0
+    wide = capsys.readouterr().out
+    assert "UID:" in wide
+    assert "Generation:      1 (observed 1)" in wide
+    assert main(["why", "backup"]) == 0
+    assert "UID:" not in capsys.readouterr().out
 
 
 def test_get_a_missing_task_exits_1(fake: FakeClient, capsys: pytest.CaptureFixture[str]) -> None:

@@ -8,8 +8,17 @@ from pathlib import Path
 
 import pytest
 
+from cronwarden.api import crd
 from cronwarden.core.schedule import ScheduleError, UnknownTimeZoneError
-from cronwarden.plugin.slots import as_data, parse_from, render, upcoming
+from cronwarden.plugin.slots import (
+    EVERY_MESSAGE,
+    GO_DURATION,
+    as_data,
+    crd_refusal,
+    parse_from,
+    render,
+    upcoming,
+)
 
 TESTDATA = Path(__file__).resolve().parents[1] / "core" / "testdata"
 BEFORE_SPRING_FORWARD_2027 = datetime(2027, 3, 27, tzinfo=UTC)
@@ -110,3 +119,52 @@ def test_from_accepts_offsets_and_wall_time_in_the_zone() -> None:
     assert parse_from("2027-03-27T01:00", "Europe/Berlin") == BEFORE_SPRING_FORWARD_2027
     with pytest.raises(ValueError, match="--from"):
         parse_from("tomorrow", None)
+
+
+@pytest.mark.parametrize(
+    ("expression", "refused"),
+    [
+        ("@every 30s", True),
+        ("@every 59s", True),
+        ("@every 59.9s", True),
+        ("@every 1m", False),
+        ("@every 90s", False),
+        ("  @every  1h30m ", False),
+        ("@every 0.5h", False),
+        ("@every -5m", True),  # Go parses it; the CRD's pattern does not
+        ("@every 5", True),
+        ("@everyday", True),
+        ("@daily", False),
+        ("*/1 * * * *", False),
+    ],
+)
+def test_next_refuses_what_the_crd_refuses(expression: str, refused: bool) -> None:
+    assert (crd_refusal(expression) is not None) is refused
+
+
+def test_the_crd_rule_is_the_one_the_plugin_checks() -> None:
+    [rule] = [r for r in crd.SPEC_RULES if "@every" in r["rule"]]
+    assert rule["message"] == EVERY_MESSAGE
+    # The CEL string literal escapes the backslash once more than the regex has.
+    assert f"matches('{GO_DURATION.replace(chr(92), chr(92) * 2)}')" in rule["rule"]
+    assert "duration('1m')" in rule["rule"]
+
+
+def test_every_prints_seconds_in_the_zone() -> None:
+    start = datetime(2027, 1, 1, 12, 0, 15, tzinfo=UTC)
+    up = upcoming("@every 90s", "Europe/Berlin", start, 2)
+    assert [s.isoformat() for s in up.slots] == [
+        "2027-01-01T12:01:45+00:00",
+        "2027-01-01T12:03:15+00:00",
+    ]
+    text = render(up)
+    assert "2027-01-01T12:01:45Z   2027-01-01 13:01:45 CET (+01:00) Fri" in text
+    # On the minute, seconds would only be noise.
+    assert "2027-01-02 02:30 CET" in render(upcoming("30 2 * * *", "Europe/Berlin", start, 1))
+
+
+def test_wide_adds_how_far_ahead_and_unix_seconds() -> None:
+    start = datetime(2027, 1, 1, 12, 0, tzinfo=UTC)
+    lines = render(upcoming("@hourly", None, start, 2), wide=True).splitlines()
+    assert lines[1].split() == ["UTC", "Etc/UTC", "IN", "UNIX"]
+    assert lines[2].split()[-2:] == ["60m", "1798808400"]

@@ -41,10 +41,12 @@ def test_a_task_without_status_yet() -> None:
         "backup",
         "30 2 * * *",
         "Etc/UTC",
+        "0",
         "<never>",
         "<none>",
         "NotReady:NotObserved",
         "team-storage",
+        "8d",  # created 2026-11-20T00:00:00Z
     ]
 
 
@@ -61,10 +63,39 @@ def test_row_of_a_healthy_task() -> None:
         "backup",
         "30 2 * * *",
         "Europe/Berlin",
+        "0",
         "3m",
         "in 4m",
         "OK",
         "team-storage",
+        "8d",
+    ]
+
+
+def test_active_runs_and_the_wide_columns() -> None:
+    t = task(
+        status={
+            "conditions": with_conditions(LATE),
+            "active": [{"name": "backup-29400000"}, {"name": "backup-manual-1"}],
+            "lastScheduleTime": "2026-11-28T12:00:00Z",
+            "lastRun": {"job": "backup-1", "result": "Failed", "reason": "DeadlineExceeded"},
+            "consecutiveFailures": 2,
+            "missedRuns": 3,
+        }
+    )
+    assert row(t, NOON)[3] == "2"
+    assert row(t, NOON, wide=True)[8:] == [
+        "10m", "Failed(DeadlineExceeded)", "2", "3", "backup", "8d"
+    ]  # fmt: skip
+    header = get_table([t], NOON, wide=True).splitlines()[0]
+    assert header.split()[-7:] == [
+        "SCHEDULE",
+        "LAST",
+        "RESULT",
+        "FAILURES",
+        "MISSED",
+        "CRONJOB",
+        "AGE",
     ]
 
 
@@ -81,7 +112,7 @@ def test_last_success_is_an_age(last_success: str | None, shown: str) -> None:
     status: dict[str, Any] = {"conditions": HEALTHY}
     if last_success:
         status["lastSuccessfulTime"] = last_success
-    assert row(task(status=status), NOON)[3] == shown
+    assert row(task(status=status), NOON)[4] == shown
 
 
 @pytest.mark.parametrize(
@@ -124,7 +155,8 @@ def test_table_with_all_namespaces_adds_namespace_first_and_sorts() -> None:
     ]
     lines = get_table(tasks, NOON, with_namespace=True).splitlines()
     assert lines[0].split() == [
-        "NAMESPACE", "NAME", "SCHEDULE", "TZ", "LAST", "SUCCESS", "NEXT", "RUN", "STATE", "OWNER"
+        "NAMESPACE", "NAME", "SCHEDULE", "TZ", "ACTIVE", "LAST", "SUCCESS", "NEXT", "RUN",
+        "STATE", "OWNER", "AGE",
     ]  # fmt: skip
     assert [line.split()[:2] for line in lines[1:]] == [
         ["a", "omega"],
