@@ -202,13 +202,18 @@ def watching(namespaces: str) -> list[str]:
 
 
 def launch_operator(
-    args: list[str], kubeconfig: Path, tag: str, env: dict[str, str] | None = None
+    args: list[str],
+    kubeconfig: Path,
+    tag: str,
+    env: dict[str, str] | None = None,
+    metrics_port: int | None = None,
 ) -> Operator:
     """Start `cronwarden run ARGS` out of cluster, with `kubeconfig` and free local
-    ports (any port or address options in ARGS are replaced); wait until live."""
+    ports (any port or address options in ARGS are replaced; `metrics_port` keeps
+    one scrape target across restarts); wait until live."""
     logs = STATE_DIR / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    port, metrics_port = free_port(), free_port()
+    port, metrics_port = free_port(), metrics_port or free_port()
     log_path = logs / f"operator-{tag}.log"
     own = ("--liveness-port", "--metrics-port", "--bind-address", "--kubeconfig")
     local = [a for a in args if not a.startswith(own)]

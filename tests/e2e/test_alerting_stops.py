@@ -6,7 +6,9 @@
 - two operator replicas with leader election, whose leader is frozen (SIGSTOP)
   and whose standby has lost its RBAC for the Lease, page
   CronwardenOperatorNoLeader after the rule's 2 minutes; the leader thawing
-  resolves it.
+  resolves it;
+- an operator killed (SIGKILL) and started again twice on the same scrape target,
+  as a crash-looping pod is, pages CronwardenOperatorRestarting.
 
 The rules' `for:` durations are the shipped ones, as in test_alerting.py (only
 scrape, evaluation and Alertmanager intervals are short), so the NotReady test
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.alerting import OPERATOR_NAMESPACE, render_chart
 from tests.e2e.paging import paging, target
@@ -32,7 +35,9 @@ from tests.e2e.support import (
     STATE_DIR,
     Cluster,
     Kubectl,
+    Operator,
     condition_of,
+    free_port,
     launch_operator,
     stop_operator,
     wait_for,
@@ -44,6 +49,7 @@ from tests.e2e.test_scheduledtask import every_minute
 
 NOT_READY = "CronwardenTaskNotReady"
 NO_LEADER = "CronwardenOperatorNoLeader"
+RESTARTING = "CronwardenOperatorRestarting"
 UNKNOWN_ZONE = "Mars/Olympus_Mons"
 
 
@@ -183,6 +189,17 @@ def test_a_task_that_cannot_run_pages_its_owner_until_it_is_fixed(
         stop_operator(operator)
 
 
+def stop_all(operators: list[Operator]) -> None:
+    """Stop every one, even when stopping an earlier one fails."""
+    failures = []
+    for op in operators:
+        try:
+            stop_operator(op)
+        except AssertionError as err:
+            failures.append(str(err))
+    assert not failures, failures
+
+
 def lease_holder(kubectl: Kubectl, namespace: str, lease: str) -> str:
     proc = kubectl(
         "-n", namespace, "get", "lease", lease, "-o", "jsonpath={.spec.holderIdentity}", check=False
@@ -303,10 +320,73 @@ def test_no_active_replica_pages_no_leader(
     finally:
         if frozen:
             os.kill(replicas["leader"].process.pid, signal.SIGCONT)
-        failures = []
-        for op in replicas.values():
-            try:
-                stop_operator(op)
-            except AssertionError as err:
-                failures.append(str(err))
-        assert not failures, failures
+        stop_all(list(replicas.values()))
+
+
+def start_time(operator: Operator) -> float:
+    """process_start_time_seconds as the operator exports it."""
+    for family in text_string_to_metric_families(operator.metrics()):
+        for sample in family.samples:
+            if sample.name == "process_start_time_seconds":
+                return float(sample.value)
+    raise AssertionError("process_start_time_seconds is not exported")
+
+
+def test_a_crash_looping_operator_pages_restarting(
+    kubeconfig: Path, crd: str, own_namespace: str, record_property: pytest.RecordProperty
+) -> None:
+    """A crash loop keeps the pod, and so the scrape target: the same metrics port
+    here. `up` is 1 for most scrapes, so CronwardenOperatorDown cannot fire; the
+    start time that changes does."""
+    ns = own_namespace
+    port = free_port()
+    launches = [launch_operator(watching(ns), kubeconfig, f"{ns}-0", metrics_port=port)]
+    try:
+        with paging(
+            {"cw-cronwarden-0": f"127.0.0.1:{port}"}, STATE_DIR / "logs" / f"alerting-{ns}", "loop"
+        ) as stack:
+
+            def scraped_start() -> float | None:
+                found = stack.prometheus.query('process_start_time_seconds{job="cronwarden"}')
+                return float(found[0]["value"][1]) if len(found) == 1 else None
+
+            crashed = 0.0
+            for restart in (1, 2):
+                current = launches[-1]
+                expected = start_time(current)
+                wait_for(
+                    lambda expected=expected: scraped_start() == expected,
+                    timeout=30,
+                    what=f"Prometheus to scrape process {restart}",
+                )
+                assert stack.first(RESTARTING) is None
+                current.process.kill()
+                current.process.wait(timeout=30)
+                current.stopped = True
+                crashed = time.time()
+                launches.append(
+                    launch_operator(watching(ns), kubeconfig, f"{ns}-{restart}", metrics_port=port)
+                )
+            # The second restart is seen at the first scrape of the third process.
+            expected = start_time(launches[-1])
+            page = wait_for(
+                lambda: stack.first(RESTARTING), timeout=PAGE_SLACK, what=f"{RESTARTING}"
+            )
+            latency = page.arrived - crashed
+            print(f"{RESTARTING}: webhook {latency:.1f}s after the second crash")
+            record_property("restarting_page_latency_seconds", round(latency, 1))
+            assert scraped_start() == expected
+            assert page.path == "/default"
+            assert {
+                "alertname": RESTARTING,
+                "namespace": OPERATOR_NAMESPACE,
+                "job": "cronwarden",
+                "severity": "critical",
+            }.items() <= page.labels.items(), page.labels
+            assert "restarted 2 times in the last 15 minutes" in page.annotations["description"]
+            unexpected = [
+                r for r in stack.receiver.received() if r.labels.get("alertname") != RESTARTING
+            ]
+            assert not unexpected, unexpected
+    finally:
+        stop_all(launches)
