@@ -158,6 +158,10 @@ bench: install tools ## Benchmark N tasks: convergence vs plain CronJobs, RSS, C
 chart-lint: tools ## Lint the Helm chart strictly.
 	$(BIN)/helm lint --strict helm/cronwarden
 
+.PHONY: dist
+dist: install tools ## Build dist/: wheel, sdist, chart, kubectl plugin (one file) with its krew manifest, image where an engine runs, SHA256SUMS.
+	hack/dist.sh
+
 .PHONY: pin-base-image
 pin-base-image: ## Resolve the Dockerfile's base image tag to its digest and pin it (needs the registry).
 	hack/build-tools.sh crane

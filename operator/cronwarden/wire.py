@@ -1,6 +1,8 @@
 """One HTTP request to the API server through the official client's connection pool,
-in JSON: what the operator (runtime/kube.py) and the kubectl plugin (plugin/client.py)
-share. Errors are theirs to map; this only sends and reads."""
+in JSON, for the operator (runtime/kube.py). Errors are the caller's to map; this only
+sends and reads. The kubectl plugin does not use it: it speaks HTTPS with the standard
+library (plugin/client.py), since the kubernetes client needs pydantic and the plugin
+ships as one file without the operator's dependencies."""
 
 from __future__ import annotations
 

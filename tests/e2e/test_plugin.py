@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.e2e.support import Cluster, condition_of, wait_for
+from tests.e2e.support import ROOT, Cluster, condition_of, wait_for
 from tests.e2e.test_monitor import monitoring
 from tests.e2e.test_ownership import NEVER_SOON, job_done, quiet
 
@@ -22,7 +22,9 @@ from tests.e2e.test_ownership import NEVER_SOON, job_done, quiet
 PLUGIN = Path(sys.executable).parent / "kubectl-cronwarden"
 
 
-def plugin(*args: str, kubeconfig: Path | None = None) -> subprocess.CompletedProcess[str]:
+def plugin(
+    *args: str, kubeconfig: Path | None = None, program: list[str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the plugin; never with KUBECONFIG or in-cluster credentials from the
     environment, so that only the explicit --kubeconfig counts."""
     env = {
@@ -30,7 +32,8 @@ def plugin(*args: str, kubeconfig: Path | None = None) -> subprocess.CompletedPr
     }
     env["HOME"] = "/nonexistent"  # no ~/.kube/config either
     assert PLUGIN.exists(), f"{PLUGIN} is not installed: run make install (pip install -e .)"
-    argv = [str(PLUGIN), *(["--kubeconfig", str(kubeconfig)] if kubeconfig else []), *args]
+    argv = [*(program or [str(PLUGIN)]), *(["--kubeconfig", str(kubeconfig)] if kubeconfig else [])]
+    argv += args
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
     # Shown with pytest -s: the README's samples come from here.
     print(f"$ kubectl cronwarden {shlex.join(args)}\n{proc.stdout}{proc.stderr}", end="")
@@ -343,3 +346,48 @@ def test_next_refuses_what_the_crd_refuses() -> None:
         ["2027-01-01T00:01:45Z", "2027-01-01", "00:01:45"],
         ["2027-01-01T00:03:15Z", "2027-01-01", "00:03:15"],
     ]
+
+
+def test_the_single_file_plugin_on_a_bare_python(
+    cluster: Cluster, kubeconfig: Path, tmp_path: Path
+) -> None:
+    """The artifact of make dist (hack/plugin_zipapp.py), run by a Python without
+    site-packages (-S -I: no kubernetes client, pydantic, kopf): every verb works."""
+    build = subprocess.run(
+        [sys.executable, str(ROOT / "hack/plugin_zipapp.py"), "--out", str(tmp_path),
+         "--version", "0.0.0"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert build.returncode == 0, build.stderr
+    bare = [sys.executable, "-S", "-I", str(tmp_path / "kubectl-cronwarden")]
+    assert subprocess.run([*bare[:3], "-c", "import pydantic"]).returncode != 0
+
+    ns = cluster.namespace
+    cluster.apply(quiet("single-file", owner="team-zip"))
+    cluster.wait_ready("single-file")
+    got = plugin("-n", ns, "get", kubeconfig=kubeconfig, program=bare)
+    assert got.returncode == 0, got.stderr
+    assert got.stdout.splitlines()[1].split()[0] == "single-file"
+    started = plugin("-n", ns, "trigger", "single-file", "-o", "name", kubeconfig=kubeconfig,
+                     program=bare)  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    job = started.stdout.strip().removeprefix("job.batch/")
+    assert cluster.get("job", job) is not None
+    wait_for(lambda: job_done(cluster, job), timeout=60, what=f"Job {job} to complete")
+    why = wait_for(
+        lambda: (
+            out
+            if job in (out := plugin("-n", ns, "why", "single-file", kubeconfig=kubeconfig,
+                                     program=bare).stdout) and "Succeeded" in out
+            else None
+        ),
+        timeout=60,
+        what="why to show the run",
+    )  # fmt: skip
+    assert "Owner:           team-zip" in why
+    paused = plugin("-n", ns, "suspend", "single-file", kubeconfig=kubeconfig, program=bare)
+    assert paused.stdout == "scheduledtask.cronwarden.io/single-file suspended\n"
+    assert cluster.task("single-file")["spec"]["suspend"] is True
+    resumed = plugin("-n", ns, "resume", "single-file", kubeconfig=kubeconfig, program=bare)
+    assert resumed.returncode == 0, resumed.stderr
+    assert cluster.task("single-file")["spec"]["suspend"] is False

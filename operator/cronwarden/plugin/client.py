@@ -1,36 +1,33 @@
-"""The plugin's one module that talks to the Kubernetes API, with the official client.
+"""The plugin's one module that talks to the Kubernetes API: HTTPS with the standard
+library (http.client, ssl), so that the plugin runs without the kubernetes client and
+pydantic, which it needs (a single file, hack/plugin_zipapp.py).
 
-Login as kubectl decides it: --kubeconfig, else $KUBECONFIG (a list of files is
-merged), else ~/.kube/config, else the pod's service account; --context picks a
-context, whose namespace is the default one. Objects travel as plain dicts in their
-wire form. Every failure is a `ClusterError` with a message for the user.
+Login as kubectl decides it (`kubeconfig`). Objects travel as plain dicts in their wire
+form. Every failure is a `ClusterError` with a one-line message for the user that says
+whether a retry helps.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
-from dataclasses import dataclass
-from pathlib import Path
+import socket
+import ssl
+import tempfile
+from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
-
-import urllib3
-from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
-from kubernetes.config.config_exception import ConfigException
+from urllib.parse import quote, urlencode, urlsplit
 
 from cronwarden import __version__
-from cronwarden.api import models
+from cronwarden.plugin import kubeconfig, names
 from cronwarden.plugin.errors import ClusterError, NotFound, retry_hint, unreachable
-from cronwarden.wire import send
 
-TASKS = f"/apis/{models.GROUP}/{models.VERSION}"
+TASKS = f"/apis/{names.GROUP}/{names.VERSION}"
 CRONJOBS = "/apis/batch/v1/namespaces/{ns}/cronjobs"
 JOBS = "/apis/batch/v1/namespaces/{ns}/jobs"
 EVENTS = "/api/v1/namespaces/{ns}/events"
 SELF_SUBJECT_REVIEWS = "/apis/authentication.k8s.io/v1/selfsubjectreviews"
-SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 FIELD_MANAGER = "kubectl-cronwarden"
 USER_AGENT = f"kubectl-cronwarden/{__version__}"
 LIST_PAGE = 500
@@ -38,24 +35,32 @@ LIST_PAGE = 500
 
 def tasks_path(namespace: str | None) -> str:
     if namespace is None:
-        return f"{TASKS}/{models.PLURAL}"
-    return f"{TASKS}/namespaces/{quote(namespace)}/{models.PLURAL}"
+        return f"{TASKS}/{names.PLURAL}"
+    return f"{TASKS}/namespaces/{quote(namespace)}/{names.PLURAL}"
 
 
-def _kubeconfig(given: str | None) -> str | None:
-    """The kubeconfig file(s) kubectl would read, or None for in-cluster credentials."""
-    if given:
-        return given
-    if os.environ.get("KUBECONFIG"):
-        return os.environ["KUBECONFIG"]
-    default = Path.home() / ".kube" / "config"
-    if default.exists() or not os.environ.get("KUBERNETES_SERVICE_HOST"):
-        return str(default)
-    return None
+def tls_context(login: kubeconfig.Login) -> ssl.SSLContext:
+    """The server's CA (or none checked, with insecure-skip-tls-verify) and our client
+    certificate, from files or kubeconfig data."""
+    ctx = ssl.create_default_context(cafile=login.ca_file, cadata=login.ca_data)
+    if login.insecure:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    if login.cert_pem and login.key_pem:
+        # ssl loads a certificate and key from files only: a private directory, gone at once.
+        with tempfile.TemporaryDirectory(prefix="kubectl-cronwarden-") as tmp:
+            cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+            for name, pem in ((cert, login.cert_pem), (key, login.key_pem)):
+                with open(os.open(name, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as f:
+                    f.write(pem)
+            ctx.load_cert_chain(cert, key)
+    elif login.cert_file:
+        ctx.load_cert_chain(login.cert_file, login.key_file)
+    return ctx
 
 
 def connect(
-    kubeconfig: str | None,
+    kubeconfig_path: str | None,
     context: str | None,
     *,
     timeout: float | None = 30.0,
@@ -63,56 +68,49 @@ def connect(
 ) -> Client:
     """A client for the cluster, and the namespace to use when none is given; `timeout`
     bounds each request (None: no bound), `user` is impersonated (kubectl's --as)."""
-    configuration = client.Configuration()
-    path = _kubeconfig(kubeconfig)
-    try:
-        if path is None:
-            config.load_incluster_config(client_configuration=configuration)
-            namespace = SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or "default"
-        else:
-            if not any(Path(p).expanduser().exists() for p in path.split(os.pathsep) if p):
-                raise ClusterError(
-                    f"no kubeconfig at {path}: give --kubeconfig, set KUBECONFIG, "
-                    "or run in a pod with a service account"
-                )
-            config.load_kube_config(
-                config_file=path, context=context, client_configuration=configuration
-            )
-            contexts, current = config.list_kube_config_contexts(config_file=path)
-            chosen = next((c for c in contexts if c.get("name") == context), current)
-            namespace = ((chosen or {}).get("context") or {}).get("namespace") or "default"
-    except (ConfigException, OSError) as err:
-        raise ClusterError(f"cannot load the cluster configuration: {err}") from None
-    api = client.ApiClient(configuration)
-    api.user_agent = USER_AGENT
+    login = kubeconfig.load(kubeconfig_path, context)
+    headers = {"User-Agent": USER_AGENT, "Accept": "application/json", **login.headers}
     if user:
-        api.set_default_header("Impersonate-User", user)
-    return Client(api, namespace, timeout)
+        headers["Impersonate-User"] = user
+    try:
+        ctx = tls_context(login) if login.server.startswith("https:") else None
+    except (OSError, ssl.SSLError) as err:
+        raise ClusterError(f"cannot load the kubeconfig's certificates: {err}") from None
+    return Client(login.server, login.namespace, timeout, headers, ctx, login.tls_server_name)
 
 
-def root_cause(err: BaseException) -> BaseException:
-    """What urllib3 wraps: the OSError (refused, timed out, TLS, name resolution) under
-    MaxRetryError, NewConnectionError and the like, or `err` itself."""
-    seen: set[int] = set()
-    current: BaseException | None = err
-    found = err
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, OSError):
-            return current
-        if isinstance(current, urllib3.exceptions.TimeoutError):
-            found = TimeoutError(str(current))
-        reason = getattr(current, "reason", None)
-        nxt = reason if isinstance(reason, BaseException) else None
-        current = nxt or current.__cause__ or current.__context__
-    return found
+class _HTTPS(http.client.HTTPSConnection):
+    """HTTPS whose TLS server name may differ from the host dialled (tls-server-name)."""
+
+    server_name = ""
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self.host, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(  # type: ignore[attr-defined]
+            sock, server_hostname=self.server_name or self.host
+        )
 
 
 @dataclass
 class Client:
-    api: client.ApiClient
+    server: str  # https://host:port, as in the kubeconfig
     namespace: str  # the context's namespace, or the pod's
     timeout: float | None = 30.0
+    headers: dict[str, str] = field(default_factory=dict)
+    tls: ssl.SSLContext | None = None
+    tls_server_name: str | None = None
+    _conn: http.client.HTTPConnection | None = field(default=None, repr=False)
+
+    def _connection(self) -> http.client.HTTPConnection:
+        if self._conn is None:
+            url = urlsplit(self.server)
+            host, port = url.hostname or "localhost", url.port
+            if url.scheme == "https":
+                self._conn = _HTTPS(host, port, timeout=self.timeout, context=self.tls)
+                self._conn.server_name = self.tls_server_name or host
+            else:
+                self._conn = http.client.HTTPConnection(host, port, timeout=self.timeout)
+        return self._conn
 
     def request(
         self,
@@ -123,25 +121,33 @@ class Client:
         query: dict[str, str] | None = None,
         content_type: str = "application/json",
     ) -> dict[str, Any]:
+        headers = dict(self.headers)
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = content_type
+        for attempt in (1, 2):
+            conn = self._connection()
+            prefix = urlsplit(self.server).path.rstrip("/")
+            target = prefix + path + ("?" + urlencode(query) if query else "")
+            try:
+                conn.request(method, target, body=data, headers=headers)
+                response = conn.getresponse()
+                raw = response.read()
+                break
+            except (OSError, http.client.HTTPException) as err:
+                conn.close()
+                self._conn = None
+                # A kept-alive connection the server closed meanwhile: once more, anew.
+                stale = isinstance(err, (http.client.RemoteDisconnected, BrokenPipeError))
+                if attempt == 1 and stale:
+                    continue
+                cause = err if isinstance(err, OSError) else ConnectionResetError(str(err))
+                raise ClusterError(unreachable(self.server, cause, self.timeout)) from None
         try:
-            response, data = send(
-                self.api,
-                method,
-                path,
-                body=body,
-                query=query,
-                content_type=content_type,
-                timeout=self.timeout,
-            )
-        except ApiException as err:
-            raise ClusterError(f"{err.status} {err.reason}", err.status or 0) from None
-        except (OSError, urllib3.exceptions.HTTPError) as err:
-            host = self.api.configuration.host
-            raise ClusterError(unreachable(host, root_cause(err), self.timeout)) from None
-        try:
-            payload: dict[str, Any] = json.loads(data) if data else {}
+            payload: dict[str, Any] = json.loads(raw) if raw else {}
         except ValueError:
-            payload = {"message": data[:300].decode(errors="replace")}
+            payload = {"message": raw[:300].decode(errors="replace")}
         if response.status >= 300:
             reason = str(payload.get("reason") or response.reason)
             message = str(payload.get("message") or response.reason)
@@ -173,7 +179,7 @@ class Client:
         except NotFound as err:
             if not err.details.get("name"):  # the resource itself is not served
                 raise NotFound(
-                    f"the ScheduledTask API ({models.API_VERSION}) is not served by this "
+                    f"the ScheduledTask API ({names.API_VERSION}) is not served by this "
                     "cluster: is the cronwarden CRD installed?",
                     404,
                 ) from None
@@ -190,7 +196,7 @@ class Client:
             )
         except NotFound:
             raise NotFound(
-                f"the ScheduledTask API ({models.API_VERSION}) is not served by this cluster: "
+                f"the ScheduledTask API ({names.API_VERSION}) is not served by this cluster: "
                 "is the cronwarden CRD installed?",
                 404,
             ) from None
@@ -220,7 +226,7 @@ class Client:
 
     def list_events(self, namespace: str, name: str) -> list[dict[str, Any]]:
         """Events whose involvedObject is the ScheduledTask `name`."""
-        selector = f"involvedObject.kind={models.KIND},involvedObject.name={name}"
+        selector = f"involvedObject.kind={names.KIND},involvedObject.name={name}"
         return self.list_all(EVENTS.format(ns=quote(namespace)), {"fieldSelector": selector})
 
     def whoami(self) -> str | None:

@@ -10,9 +10,9 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from cronwarden.api.models import DEFAULT_TIME_ZONE
 from cronwarden.core import schedule
 from cronwarden.core.schedule_robfig import go_parse_duration
+from cronwarden.plugin.names import DEFAULT_TIME_ZONE
 from cronwarden.plugin.text import human_duration, table, timestamp
 
 # The ScheduledTask CRD's rule on spec.schedule's @every (cronwarden.api.crd, in CEL):

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from cronwarden.api.models import DEFAULT_TIME_ZONE
 from cronwarden.core.runs import parse_time
+from cronwarden.plugin.names import DEFAULT_TIME_ZONE
 from cronwarden.plugin.text import NONE, age, human_duration, table, timestamp
 
 # The conditions that mean something is wrong when True, in the order shown.
