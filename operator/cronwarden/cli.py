@@ -54,8 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
         dest="namespaces",
         default=[n for n in (env("NAMESPACES") or "").split(",") if n],
         metavar="NS",
-        help="watch this namespace; repeat for more; globs such as team-* work "
-        f"(env {ENV_PREFIX}NAMESPACES, comma-separated)",
+        help="watch this namespace; repeat for more; globs such as team-* work, and are "
+        "followed with cluster-wide watches filtered by the operator, so they need the "
+        f"permissions of --all-namespaces (env {ENV_PREFIX}NAMESPACES, comma-separated)",
     )
     scope.add_argument(
         "-A",
@@ -116,6 +117,15 @@ def build_parser() -> argparse.ArgumentParser:
         "a watch event or a time-driven wake-up (slots, deadlines); it sends requests only for "
         "what is out of sync "
         f"(env {ENV_PREFIX}RESYNC_SECONDS)",
+    )
+    run.add_argument(
+        "--audit-seconds",
+        type=int,
+        default=env_int("AUDIT_SECONDS", settings.DEFAULT_AUDIT_SECONDS),
+        help="how often the watch cache is checked against a full list of tasks, managed "
+        "CronJobs and Jobs (served from the API server's watch cache); what differs is "
+        "corrected and counted in cronwarden_cache_corrections_total. A relist of a watch "
+        f"also triggers one (env {ENV_PREFIX}AUDIT_SECONDS)",
     )
     run.add_argument(
         "--leader-election",
@@ -189,6 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error("run: give --namespace NS (repeatable) or --all-namespaces")
         if args.workers < 1:
             parser.error("run: --workers must be at least 1")
+        if args.audit_seconds < 1:
+            parser.error("run: --audit-seconds must be at least 1")
         if args.max_tasks_per_namespace < 0:
             parser.error("run: --max-tasks-per-namespace must be 0 (no limit) or more")
         excluded = args.excluded_namespaces
@@ -214,6 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 verbose=args.verbose,
                 workers=args.workers,
                 resync_seconds=args.resync_seconds,
+                audit_seconds=args.audit_seconds,
                 leader_election=args.leader_election,
                 leader_election_namespace=args.leader_election_namespace,
                 leader_election_id=args.leader_election_id,

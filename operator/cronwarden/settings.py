@@ -7,12 +7,15 @@ they differ.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import socket
 from dataclasses import dataclass, field
 
 DEFAULT_WORKERS = 8
 DEFAULT_RESYNC_SECONDS = 300
+# How often the cache is compared with a full list (runtime/audit.py).
+DEFAULT_AUDIT_SECONDS = 180
 DEFAULT_LIVENESS_PORT = 8080
 DEFAULT_METRICS_PORT = 9090
 DEFAULT_BIND_ADDRESS = "0.0.0.0"
@@ -50,9 +53,36 @@ class Settings:
     verbose: bool = False
     workers: int = DEFAULT_WORKERS
     resync_seconds: float = DEFAULT_RESYNC_SECONDS
+    audit_seconds: float = DEFAULT_AUDIT_SECONDS
     leader_election: bool = False
     leader_election_namespace: str = field(default_factory=default_lease_namespace)
     leader_election_id: str = DEFAULT_LEADER_ELECTION_ID
     identity: str = field(default_factory=pod_name)
     excluded_namespaces: list[str] = field(default_factory=default_excluded_namespaces)
     max_tasks_per_namespace: int = DEFAULT_MAX_TASKS_PER_NAMESPACE
+
+    @property
+    def globs(self) -> bool:
+        """Whether any namespace is a pattern: then the operator watches cluster-wide and
+        keeps what matches, so that a namespace created at any moment is followed."""
+        return not self.all_namespaces and any(set(ns) & set("*?[]!") for ns in self.namespaces)
+
+    @property
+    def clusterwide(self) -> bool:
+        return self.all_namespaces or self.globs
+
+    def watches(self, namespace: str) -> bool:
+        """Whether objects in `namespace` are the operator's to look at."""
+        if self.all_namespaces:
+            return True
+        if not self.globs:
+            return namespace in self.namespaces
+        excluded = [p[1:] for p in self.namespaces if p.startswith("!")]
+        included = [p for p in self.namespaces if not p.startswith("!")] or ["*"]
+        return any(fnmatch.fnmatchcase(namespace, p) for p in included) and not any(
+            fnmatch.fnmatchcase(namespace, p) for p in excluded
+        )
+
+    def scopes(self) -> list[str | None]:
+        """What a full listing covers: each watched namespace, or all of them (None)."""
+        return [None] if self.clusterwide else list(dict.fromkeys(self.namespaces))

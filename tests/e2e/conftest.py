@@ -154,20 +154,13 @@ def crd(kubectl: Kubectl) -> str:
 
 @pytest.fixture
 def cluster(kubectl: Kubectl, namespace: str, operator: Operator) -> Cluster:
-    """kubectl views of this test's namespace, once the shared operator watches it.
+    """kubectl views of this test's namespace, once the shared operator watches.
 
-    kopf finds new namespaces matching its glob through a namespace watch; rarely
-    (seen once in CI-like runs) it misses the ADDED event of a namespace created
-    while it starts up, and notices the namespace only when it next changes. So
-    wait for the watch to start, and nudge the namespace with a label if needed."""
-    started = (
-        f"Starting the watch-stream for scheduledtasks.v1alpha1.cronwarden.io in '{namespace}'"
-    )
-    try:
-        wait_for(lambda: started in operator.log(), timeout=10, what=f"a watch on {namespace}")
-    except AssertionError:
-        kubectl("label", "namespace", namespace, "cronwarden.io/e2e-nudge=1", "--overwrite")
-        wait_for(lambda: started in operator.log(), timeout=20, what=f"a watch on {namespace}")
+    The operator follows its namespace pattern with cluster-wide watches that it
+    filters itself, so a namespace created at any moment is seen: waiting for the
+    watch on tasks to have started is enough."""
+    started = "Starting the watch-stream for scheduledtasks.v1alpha1.cronwarden.io cluster-wide"
+    wait_for(lambda: started in operator.log(), timeout=30, what="the operator's watch on tasks")
     return Cluster(kubectl, namespace)
 
 

@@ -4,10 +4,13 @@ supervisor's log."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 from tests.e2e.support import ROOT, STATE_DIR
 
@@ -73,3 +76,35 @@ def supervisor_log() -> str:
 def kill(pid: int, sig: signal.Signals = signal.SIGKILL) -> None:
     """Send a signal to a component as a crash would (the supervisor restarts it)."""
     os.kill(pid, sig)
+
+
+def etcd_url() -> str:
+    """The client URL kwokctl gave etcd (plain HTTP on 127.0.0.1), from its config."""
+    for line in (CLUSTER_DIR / "kwok.yaml").read_text().splitlines():
+        line = line.strip().removeprefix("- ")
+        if line.startswith("--etcd-servers="):
+            return line.split("=", 1)[1].split(",")[0]
+    raise AssertionError(f"no --etcd-servers in {CLUSTER_DIR / 'kwok.yaml'}")
+
+
+def _etcd(path: str, body: dict[str, object]) -> dict[str, Any]:
+    request = urllib.request.Request(
+        etcd_url() + path, data=json.dumps(body).encode(), method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        answer: dict[str, Any] = json.load(response)
+        return answer
+
+
+def compact_etcd() -> int:
+    """Compact etcd's history up to its current revision (through etcd's JSON gateway),
+    as its periodic compaction would: a watch that resumes from an older
+    resourceVersion is then answered 410 Gone, and its client must list again."""
+    revision = int(_etcd("/v3/kv/range", {"key": "AA=="})["header"]["revision"])
+    _etcd("/v3/kv/compaction", {"revision": str(revision), "physical": True})
+    return revision
+
+
+def restart(name: str) -> None:
+    stop_component(name)
+    start_component(name)

@@ -309,10 +309,21 @@ class LastRun(StatusModel):
     completion_time: Annotated[
         datetime | None, Field(description="When the Job finished (succeeded or failed).")
     ] = None
-    result: Annotated[Literal["Succeeded", "Failed"], Field(description="Succeeded or Failed.")]
-    reason: Annotated[str | None, Field(description="Why the Job failed, from its condition.")] = (
-        None
-    )
+    result: Annotated[
+        Literal["Succeeded", "Failed", "Unknown"],
+        Field(
+            description="Succeeded or Failed; Unknown when the Job disappeared before cronwarden "
+            "saw it finish and the CronJob's lastSuccessfulTime does not account for it."
+        ),
+    ]
+    reason: Annotated[
+        str | None,
+        Field(
+            description="Why the Job failed, from its condition; JobVanished for an Unknown "
+            "result; CronJobLastSuccess when a vanished Job's success was taken from the "
+            "CronJob's lastSuccessfulTime."
+        ),
+    ] = None
     trigger: Annotated[
         Literal["Scheduled", "Manual"] | None,
         Field(
@@ -323,6 +334,19 @@ class LastRun(StatusModel):
     triggered_by: Annotated[
         str | None, Field(description="Who started a manual run, when known.")
     ] = None
+
+
+class Watermark(StatusModel):
+    """How far finished runs are recorded: every run that finished before
+    completionTime, and the Jobs named here, which finished within that second."""
+
+    completion_time: Annotated[
+        datetime, Field(description="Completion time of the latest recorded run.")
+    ]
+    jobs: Annotated[
+        list[str],
+        Field(description="The Jobs recorded that finished within the second of completionTime."),
+    ] = []
 
 
 class SkippedRuns(StatusModel):
@@ -384,6 +408,10 @@ class ScheduledTaskStatus(StatusModel):
         datetime | None, Field(description="When the last failed run failed.")
     ] = None
     last_run: Annotated[LastRun | None, Field(description="The most recent finished run.")] = None
+    watermark: Annotated[
+        Watermark | None,
+        Field(description="How far finished runs are recorded, so none is counted twice."),
+    ] = None
     next_schedule_time: Annotated[
         datetime | None, Field(description="The next slot, in UTC; unset while suspended.")
     ] = None
@@ -414,6 +442,14 @@ class ScheduledTaskStatus(StatusModel):
     ] = 0
     succeeded: Annotated[int, Field(ge=0, description="Successful runs recorded.")] = 0
     failed: Annotated[int, Field(ge=0, description="Failed runs recorded.")] = 0
+    unknown: Annotated[
+        int,
+        Field(
+            ge=0,
+            description="Runs whose Job disappeared before cronwarden saw it finish, with no "
+            "other record of their result.",
+        ),
+    ] = 0
     judging: Annotated[
         Judging | None,
         Field(

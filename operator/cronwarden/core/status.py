@@ -16,7 +16,17 @@ from cronwarden.api import models
 from cronwarden.api.models import LastRun, ScheduledTask, ScheduledTaskStatus
 from cronwarden.core import blocking, detection, schedule
 from cronwarden.core.conditions import LATE, Blockage, Conditions, Event, Problem
-from cronwarden.core.runs import Run, describe, new_runs, parse_time, run_of
+from cronwarden.core.runs import (
+    Run,
+    advance,
+    describe,
+    describe_vanished,
+    new_runs,
+    parse_time,
+    run_of,
+    vanished,
+    watermark_of,
+)
 
 
 @dataclass(frozen=True)
@@ -44,10 +54,12 @@ def compute_status(
     spec = task.spec
     events: list[Event] = []
 
-    # 1. Record the runs that finished since the last recorded one.
+    # 1. Record the runs that finished since the watermark, and the runs whose Jobs
+    #    vanished unseen (not under Replace, which stops runs on purpose: step 3).
     runs = [run_of(job) for job in jobs]
-    recorded = new_runs(prev.last_run, runs)
-    succeeded, failed = prev.succeeded, prev.failed
+    mark = watermark_of(prev.watermark, prev.last_run)
+    recorded = new_runs(mark, runs)
+    succeeded, failed, unknown = prev.succeeded, prev.failed, prev.unknown
     consecutive = prev.consecutive_failures
     last_success, last_failure = prev.last_successful_time, prev.last_failure_time
     last_run = prev.last_run
@@ -69,11 +81,24 @@ def compute_status(
             trigger="Manual" if run.manual else "Scheduled",
             triggered_by=run.triggered_by,
         )
+    watermark = advance(mark, recorded)
 
     # The CronJob's own lastSuccessfulTime is a lower bound: runs that finished while
     # the operator was down, and whose Jobs are gone, are not counted, but the last
     # success is never older than the CronJob says (docs/detection.md).
     cron_success = parse_time(((cronjob or {}).get("status") or {}).get("lastSuccessfulTime"))
+    policy = models.effective_concurrency_policy(spec)
+    present = {r.job for r in runs}
+    gone = [job for job in prev.active if job not in present]
+    if policy != "Replace" and cronjob is not None:
+        for lost in vanished(gone, watermark, cron_success):
+            if lost.result == "Succeeded":
+                succeeded, consecutive = succeeded + 1, 0
+                events.append(Event("Normal", "RunSucceeded", describe_vanished(lost)))
+            else:
+                unknown += 1
+                events.append(Event("Warning", "RunUnknown", describe_vanished(lost)))
+            last_run = lost
     if cron_success is not None and (last_success is None or cron_success > last_success):
         last_success = cron_success
         if last_failure is None or cron_success > last_failure:
@@ -100,7 +125,6 @@ def compute_status(
     last_schedule = parse_time(cron_status.get("lastScheduleTime")) or prev.last_schedule_time
     created = parse_time(task.metadata.get("creationTimestamp")) or now
     grace = timedelta(seconds=models.effective_grace_seconds(spec))
-    policy = models.effective_concurrency_policy(spec)
     missed_runs, last_missed = prev.missed_runs, prev.last_missed_time
     skipped, last_skipped = prev.skipped_runs, prev.last_skipped_time
     next_run: datetime | None = None
@@ -197,6 +221,7 @@ def compute_status(
         last_successful_time=last_success,
         last_failure_time=last_failure,
         last_run=last_run,
+        watermark=watermark,
         next_schedule_time=next_run,
         last_missed_time=last_missed,
         missed_runs=missed_runs,
@@ -206,6 +231,7 @@ def compute_status(
         consecutive_replaced_runs=replaced_in_a_row,
         succeeded=succeeded,
         failed=failed,
+        unknown=unknown,
         judging=judging,
         conditions=cond.done(),
     )

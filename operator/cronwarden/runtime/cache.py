@@ -1,14 +1,29 @@
 """The in-memory view of the cluster that every reconcile reads.
 
-It is fed only by the watch events kopf already delivers (tasks; CronJobs and
-Jobs selected on the server by app.kubernetes.io/managed-by=cronwarden) and by
-the responses to cronwarden's own writes, so a reconcile sends no GET or LIST.
+It is fed by the watch events kopf delivers (tasks; CronJobs and Jobs selected
+on the server by app.kubernetes.io/managed-by=cronwarden), by the answers to
+cronwarden's own writes, and by complete listings (start-up and the periodic
+audit, runtime/audit.py), so a reconcile sends no GET or LIST.
+
+The rules that keep it true to the cluster (docs/detection.md: the cache):
+
+- Newer wins. An event or answer older than what is held (by resourceVersion,
+  compared as etcd's integers) changes nothing.
+- A deletion is a marker keyed by uid and the resourceVersion of the deletion.
+  It hides only what is older: anything later about the same uid (a watch event,
+  a write answer) revives the object.
+- A DELETED from a label-filtered watch for an object that still exists, but
+  lost our label (a hand edit, a policy engine), is not a deletion: the object
+  is kept as it now is, so the reconcile sees the missing label and restores it.
+- Every listing of a scope replaces it: what the list does not hold, and the
+  cache holds at or before the list's resourceVersion, was deleted.
 
 Jobs are indexed by the uid of the CronJob that controls them: a Job belongs to
 a task only through ownerReferences (Job -> CronJob uid -> task uid), never by
 label. A finished Job that is deleted (history limit, ttlSecondsAfterFinished)
-is kept as *departed* until a reconcile has recorded its run, so a run is not
-lost because its Job lived for less than a moment.
+is kept as *departed* until the task's recorded watermark covers it, so a run
+is not lost because its Job lived for less than a moment, and nothing is kept
+longer than that.
 
 Bodies are stored slimmed: without managedFields, the last-applied annotation
 and (for Jobs) the pod template, which nothing here reads.
@@ -18,23 +33,33 @@ from __future__ import annotations
 
 import bisect
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+from cronwarden.core.builder import MANAGED_BY, MANAGED_BY_LABEL
+from cronwarden.core.runs import SCHEDULED_TIMESTAMP_ANNOTATION, TRIGGERED_BY_ANNOTATION
 
 Body = dict[str, Any]
 Key = tuple[str, str]  # (namespace, name)
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
-# Departed Jobs kept per CronJob at most (a reconcile normally records them at once).
-MAX_DEPARTED = 200
-# uids of deleted objects remembered, so that a list answer older than the deletion
-# cannot bring them back.
+# Departed Jobs kept per CronJob at most, a safety bound: the active replica drops
+# them as soon as the task's status covers them.
+MAX_DEPARTED = 50
+# Deletion markers remembered, oldest dropped first.
 MAX_TOMBSTONES = 20_000
+# The resources the cache holds, as the audit names them.
+TASKS, CRONJOBS, JOBS = "scheduledtasks", "cronjobs", "jobs"
 
 
 def key_of(body: Body) -> Key:
     meta = body.get("metadata") or {}
     return (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+
+
+def uid_of(body: Body) -> str:
+    return str((body.get("metadata") or {}).get("uid") or "")
 
 
 def controller_uid(body: Body) -> str | None:
@@ -50,6 +75,38 @@ def is_finished(job: Body) -> bool:
         c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
         for c in (job.get("status") or {}).get("conditions") or []
     )
+
+
+def labelled(body: Body) -> bool:
+    """Whether the object carries the label our CronJob and Job watches select on."""
+    labels = (body.get("metadata") or {}).get("labels") or {}
+    return bool(labels.get(MANAGED_BY_LABEL) == MANAGED_BY)
+
+
+def version(obj: Body | Packed | None) -> int | None:
+    """The resourceVersion as etcd's integer, or None when absent or opaque."""
+    if obj is None:
+        return None
+    rv = (
+        obj.resource_version
+        if isinstance(obj, Packed)
+        else str((obj.get("metadata") or {}).get("resourceVersion") or "")
+    )
+    return int(rv) if rv.isdigit() else None
+
+
+def newer(old: Body | Packed | None, new: Body) -> bool:
+    """Whether `new` is at least as recent as `old`. resourceVersions are opaque, but
+    etcd's are integers: only then are they compared, to keep a watch event that was
+    already in flight from replacing the answer to a later write of ours."""
+    a, b = version(old), version(new)
+    return a is None or b is None or b >= a
+
+
+def at_or_before(obj: Body | Packed, list_version: int | None) -> bool:
+    """Whether a listing at `list_version` would hold `obj` if it still existed."""
+    v = version(obj)
+    return v is None or list_version is None or v <= list_version
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,24 +135,6 @@ def pack(body: Body) -> Packed:
     )
 
 
-def _version(obj: Body | Packed) -> str:
-    if isinstance(obj, Packed):
-        return obj.resource_version
-    return str((obj.get("metadata") or {}).get("resourceVersion", ""))
-
-
-def newer(old: Body | Packed | None, new: Body) -> bool:
-    """Whether `new` is at least as recent as `old`. resourceVersions are opaque, but
-    etcd's are integers: only then are they compared, to keep a watch event that was
-    already in flight from replacing the answer to a later write of ours."""
-    if old is None:
-        return True
-    a, b = _version(old), _version(new)
-    if a.isdigit() and b.isdigit():
-        return int(b) >= int(a)
-    return True
-
-
 def slim(body: Body, *, keep_spec: bool = True) -> Body:
     meta = dict(body.get("metadata") or {})
     meta.pop("managedFields", None)
@@ -118,6 +157,25 @@ class View:
     rank: int = 0  # position among the namespace's tasks, oldest first
 
 
+@dataclass
+class Listing:
+    """What applying a complete listing changed: keys of tasks to reconcile again, and
+    corrections counted by kind (added, updated, deleted)."""
+
+    touched: set[Key] = field(default_factory=set)
+    corrections: dict[str, int] = field(default_factory=dict)
+    deleted: list[Body] = field(default_factory=list)  # task bodies that vanished
+
+    def count(self, kind: str, n: int = 1) -> None:
+        self.corrections[kind] = self.corrections.get(kind, 0) + n
+
+    def merge(self, other: Listing) -> None:
+        self.touched |= other.touched
+        self.deleted += other.deleted
+        for kind, n in other.corrections.items():
+            self.count(kind, n)
+
+
 class Cache:
     def __init__(self) -> None:
         self.tasks: dict[Key, Packed] = {}
@@ -127,39 +185,62 @@ class Cache:
         self._cronjob_keys: dict[str, Key] = {}  # CronJob uid -> its key
         self._jobs: dict[str, dict[str, Body]] = {}  # CronJob uid -> Job name -> body
         self._departed: dict[str, dict[str, Body]] = {}  # the same, for deleted finished Jobs
-        self._tombstones: dict[str, None] = {}  # uids of deleted objects, oldest first
+        # uid -> resourceVersion of its deletion (-1 when opaque), oldest first.
+        self._tombstones: dict[str, int] = {}
 
-    def _buried(self, type_: str | None, body: Body) -> bool:
-        """Record a deletion; true for any other event about an object already deleted."""
-        uid = str((body.get("metadata") or {}).get("uid") or "")
+    # Deletion markers
+
+    def _bury(self, body: Body, at: int | None = None) -> None:
+        uid = uid_of(body)
         if not uid:
-            return False
-        if type_ == "DELETED":
-            self._tombstones[uid] = None
-            if len(self._tombstones) > MAX_TOMBSTONES:
-                del self._tombstones[next(iter(self._tombstones))]
-            return False
-        return uid in self._tombstones
+            return
+        self._tombstones.pop(uid, None)
+        self._tombstones[uid] = at if at is not None else (version(body) or -1)
+        if len(self._tombstones) > MAX_TOMBSTONES:
+            del self._tombstones[next(iter(self._tombstones))]
 
-    # Watch events (and write responses) in
+    def _buried(self, body: Body) -> bool:
+        """Whether `body` is older than the deletion of its uid. A newer one revives it:
+        the marker is dropped."""
+        uid = uid_of(body)
+        deleted_at = self._tombstones.get(uid) if uid else None
+        if deleted_at is None:
+            return False
+        v = version(body)
+        if v is not None and deleted_at >= 0 and v > deleted_at:
+            del self._tombstones[uid]
+            return False
+        return True
 
-    def task_event(self, type_: str | None, body: Body) -> Key:
+    # Watch events (and write answers) in. Each returns whether the cache changed.
+
+    def task_event(self, type_: str | None, body: Body) -> bool:
         key = key_of(body)
-        if self._buried(type_, body):
-            return key
         if type_ == "DELETED":
-            old = self.tasks.pop(key, None)
-            if old is not None:
-                order = self._order.get(key[0], [])
-                entry = old.age
-                at = bisect.bisect_left(order, entry)
-                if at < len(order) and order[at] == entry:
-                    del order[at]
-        elif newer(old := self.tasks.get(key), body):
-            self.tasks[key] = pack(body)
-            if old is None:
-                bisect.insort(self._order.setdefault(key[0], []), _age(body))
-        return key
+            self._bury(body)
+            return self._drop_task(key, uid_of(body))
+        if self._buried(body) or not newer(old := self.tasks.get(key), body):
+            return False
+        if old is not None and old.resource_version == _rv(body) and old.uid == uid_of(body):
+            return False
+        if old is not None and old.uid != uid_of(body):
+            self._drop_task(key, old.uid)
+            old = None
+        self.tasks[key] = pack(body)
+        if old is None:
+            bisect.insort(self._order.setdefault(key[0], []), _age(body))
+        return True
+
+    def _drop_task(self, key: Key, uid: str) -> bool:
+        old = self.tasks.get(key)
+        if old is None or (uid and old.uid and old.uid != uid):
+            return False
+        del self.tasks[key]
+        order = self._order.get(key[0], [])
+        at = bisect.bisect_left(order, old.age)
+        if at < len(order) and order[at] == old.age:
+            del order[at]
+        return True
 
     def namespaces(self) -> list[str]:
         return [ns for ns, order in self._order.items() if order]
@@ -172,42 +253,138 @@ class Cache:
         order = self._order.get(namespace, [])
         return (namespace, order[rank][1]) if 0 <= rank < len(order) else None
 
-    def cronjob_event(self, type_: str | None, body: Body) -> None:
+    def cronjob_event(self, type_: str | None, body: Body) -> bool:
         key = key_of(body)
-        if self._buried(type_, body):
-            return
-        uid = str((body.get("metadata") or {}).get("uid") or "")
-        if type_ == "DELETED":
-            if self._cronjob_keys.pop(uid, None) is not None:
-                self._departed.pop(uid, None)
-            old = self.cronjobs.get(key)
-            if old is not None and old.uid == uid:
-                del self.cronjobs[key]
-        elif newer(self.cronjobs.get(key), body):
-            old = self.cronjobs.get(key)
-            if old is not None and old.uid != uid:
-                self._cronjob_keys.pop(old.uid, None)
-            self.cronjobs[key] = pack(body)
-            self._cronjob_keys[uid] = key
+        uid = uid_of(body)
+        if type_ == "DELETED" and labelled(body):
+            self._bury(body)
+            return self._drop_cronjob(key, uid)
+        # A DELETED for a label change: the CronJob exists as it now is (unlabelled).
+        if self._buried(body) or not newer(old := self.cronjobs.get(key), body):
+            return False
+        if old is not None and old.resource_version == _rv(body) and old.uid == uid:
+            return False
+        if old is not None and old.uid != uid:
+            self._cronjob_keys.pop(old.uid, None)
+        self.cronjobs[key] = pack(body)
+        self._cronjob_keys[uid] = key
+        return True
 
-    def job_event(self, type_: str | None, body: Body) -> None:
+    def _drop_cronjob(self, key: Key, uid: str) -> bool:
+        if self._cronjob_keys.pop(uid, None) is not None:
+            self._departed.pop(uid, None)
+        old = self.cronjobs.get(key)
+        if old is not None and old.uid == uid:
+            del self.cronjobs[key]
+            return True
+        return False
+
+    def job_event(self, type_: str | None, body: Body) -> bool:
         owner = controller_uid(body)
-        if owner is None or self._buried(type_, body):
-            return  # not started by a CronJob (never a task's run), or already deleted
+        if owner is None:
+            return False  # not started by a CronJob: never a task's run
         name = str(body["metadata"]["name"])
-        live = self._jobs.setdefault(owner, {})
-        if type_ == "DELETED":
-            live.pop(name, None)
-            if not live:
-                del self._jobs[owner]
-            if is_finished(body) and owner in self._cronjob_keys:
-                departed = self._departed.setdefault(owner, {})
-                departed[name] = slim(body, keep_spec=False)
-                if len(departed) > MAX_DEPARTED:
-                    oldest = min(departed, key=lambda n: finish_order(departed[n]))
-                    del departed[oldest]
-        elif newer(live.get(name), body):
-            live[name] = slim(body, keep_spec=False)
+        live = self._jobs.get(owner, {})
+        if type_ == "DELETED" and labelled(body):
+            self._bury(body)
+            return self._drop_job(owner, body)
+        if self._buried(body) or not newer(old := live.get(name), body):
+            return False
+        if old is not None and _rv(old) == _rv(body):
+            return False
+        self._jobs.setdefault(owner, {})[name] = slim(body, keep_spec=False)
+        return True
+
+    def _drop_job(self, owner: str, body: Body) -> bool:
+        name = str(body["metadata"]["name"])
+        live = self._jobs.get(owner, {})
+        held = live.pop(name, None)
+        if not live:
+            self._jobs.pop(owner, None)
+        if is_finished(body) and owner in self._cronjob_keys:
+            departed = self._departed.setdefault(owner, {})
+            departed[name] = departed_form(body)
+            if len(departed) > MAX_DEPARTED:
+                oldest = min(departed, key=lambda n: finish_order(departed[n]))
+                del departed[oldest]
+        return held is not None
+
+    # Complete listings in: what is missing was deleted. A listing arrives in pages:
+    # each listed object is applied as it comes (`listed`), then what the listing did
+    # not hold is swept (`sweep`).
+
+    def listed(self, resource: str, body: Body, out: Listing) -> None:
+        """Apply one object of a complete listing of `resource` (TASKS, CRONJOBS, JOBS)."""
+        key = key_of(body)
+        if resource == TASKS:
+            had = key in self.tasks
+            if self.task_event(None, body):
+                out.touched.add(key)
+                out.count("updated" if had else "added")
+        elif resource == CRONJOBS:
+            had = key in self.cronjobs
+            if self.cronjob_event(None, body):
+                out.touched.add(key)
+                out.count("updated" if had else "added")
+        else:
+            owner = controller_uid(body)
+            had = owner is not None and key[1] in self._jobs.get(owner, {})
+            if self.job_event(None, body):
+                out.touched.update(self._task_of(owner))
+                out.count("updated" if had else "added")
+
+    def sweep(
+        self, resource: str, namespace: str | None, seen: set[str], list_version: str
+    ) -> Listing:
+        """Delete what a complete listing of `resource` in `namespace` (None: all) at
+        `list_version` did not hold, but the cache holds at or before it."""
+        out = Listing()
+        at = _int(list_version)
+
+        def gone(key: Key, obj: Body | Packed, uid: str) -> bool:
+            in_scope = namespace is None or key[0] == namespace
+            return in_scope and uid not in seen and at_or_before(obj, at)
+
+        if resource == TASKS:
+            for key, packed in list(self.tasks.items()):
+                if gone(key, packed, packed.uid):
+                    body = packed.body()
+                    self._bury(body, at)
+                    self._drop_task(key, packed.uid)
+                    out.deleted.append(body)
+                    out.count("deleted")
+        elif resource == CRONJOBS:
+            for key, packed in list(self.cronjobs.items()):
+                if gone(key, packed, packed.uid):
+                    self._bury(packed.body(), at)
+                    self._drop_cronjob(key, packed.uid)
+                    out.touched.add(key)
+                    out.count("deleted")
+        else:
+            for owner, live in list(self._jobs.items()):
+                for body in list(live.values()):
+                    if gone(key_of(body), body, uid_of(body)):
+                        self._bury(body, at)
+                        self._drop_job(owner, body)
+                        out.touched.update(self._task_of(owner))
+                        out.count("deleted")
+        return out
+
+    def replace(
+        self, resource: str, namespace: str | None, items: Iterable[Body], list_version: str
+    ) -> Listing:
+        """Apply a complete listing in one call (the audit applies it page by page)."""
+        out = Listing()
+        seen: set[str] = set()
+        for body in items:
+            seen.add(uid_of(body))
+            self.listed(resource, body, out)
+        out.merge(self.sweep(resource, namespace, seen, list_version))
+        return out
+
+    def _task_of(self, cronjob_uid: str | None) -> list[Key]:
+        key = self._cronjob_keys.get(cronjob_uid or "")
+        return [key] if key is not None and key in self.tasks else []
 
     # Reads
 
@@ -232,7 +409,7 @@ class Cache:
         )
 
     def forget_departed(self, cronjob_uid: str, names: set[str]) -> None:
-        """Drop departed Jobs whose runs are recorded in the task's status."""
+        """Drop departed Jobs whose runs the task's status covers."""
         departed = self._departed.get(cronjob_uid)
         if departed:
             for name in names:
@@ -246,7 +423,39 @@ class Cache:
             "cronjobs": len(self.cronjobs),
             "jobs": sum(len(j) for j in self._jobs.values()),
             "departed": sum(len(j) for j in self._departed.values()),
+            "tombstones": len(self._tombstones),
         }
+
+
+def departed_form(job: Body) -> Body:
+    """A deleted finished Job, cut to what recording its run reads (core/runs.run_of)."""
+    meta = job.get("metadata") or {}
+    status = job.get("status") or {}
+    return {
+        "metadata": {
+            k: meta[k]
+            for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+            if k in meta
+        }
+        | {"annotations": _run_annotations(meta)},
+        "status": {
+            k: status[k] for k in ("startTime", "completionTime", "conditions") if k in status
+        },
+    }
+
+
+def _run_annotations(meta: Body) -> dict[str, str]:
+    annotations = meta.get("annotations") or {}
+    keep = (SCHEDULED_TIMESTAMP_ANNOTATION, TRIGGERED_BY_ANNOTATION)
+    return {k: annotations[k] for k in keep if k in annotations}
+
+
+def _rv(body: Body) -> str:
+    return str((body.get("metadata") or {}).get("resourceVersion") or "")
+
+
+def _int(value: str) -> int | None:
+    return int(value) if value.isdigit() else None
 
 
 def _age(task: Body) -> tuple[str, str]:

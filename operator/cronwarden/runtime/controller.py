@@ -20,6 +20,7 @@ import pydantic
 from cronwarden.api.models import ScheduledTask, ScheduledTaskStatus
 from cronwarden.core import builder, monitor, tenancy
 from cronwarden.core.conditions import Event, Problem
+from cronwarden.core.runs import covered, run_of
 from cronwarden.core.status import compute_status
 from cronwarden.runtime.cache import Body, Key, View, controller_uid
 from cronwarden.runtime.kube import JOBS, ApiError, Kube
@@ -89,7 +90,7 @@ class Result:
     wake_at: datetime | None = None
     task: Body | None = None
     cronjob: Body | None = None
-    recorded: set[str] = field(default_factory=set)  # Jobs whose runs are now in status
+    recorded: set[str] = field(default_factory=set)  # Jobs whose runs status covers
     cronjob_uid: str | None = None
     events: list[tuple[Body, Event]] = field(default_factory=list)  # to post, in order
 
@@ -176,8 +177,9 @@ class Controller:
                 namespace, name, status_body(status), obj["metadata"]["resourceVersion"]
             )
         if uid is not None:
+            # Departed Jobs that the watermark now covers are dropped from the cache.
             result.cronjob_uid = uid
-            result.recorded = {r.job for r in outcome.recorded}
+            result.recorded = {r.job for r in map(run_of, jobs) if covered(r, status.watermark)}
         log.debug(
             "reconciled %s/%s: cronjob %s, status %s",
             namespace,
@@ -290,12 +292,6 @@ class Controller:
         self.metrics.forget(*key)
         self.kube.forget_events(*key)
         self.applied.pop(key, None)
-
-    def post_events(self, events: list[tuple[Body, Event]]) -> None:
-        for obj, event in events:
-            if not self.active():
-                return
-            self.kube.post_event(obj, event.type, event.reason, event.message)
 
     def report_unparsable(self, obj: Body, message: str) -> Body | None:
         previous = (obj.get("status") or {}).get("conditions") or []

@@ -1,10 +1,12 @@
-"""The operator's moving parts in one place: cache, queue, workers, resync and
-leader election, started and stopped together.
+"""The operator's moving parts in one place: cache, audit, queue, workers,
+resync, Events and leader election, started and stopped together.
 
 Watch events always feed the cache and the queue (a standby stays warm); the
-workers, the resync and the time-driven wake-ups run only while this replica is
-active. A reconcile reads the cache on the event loop, runs in a worker thread
-(its writes are blocking HTTP calls), and its answers go back into the cache.
+audit, the workers, the resync and the time-driven wake-ups run only while this
+replica is active, and the first reconcile of a term waits for a complete audit,
+so no task is judged before its runs are known. A reconcile reads the cache on
+the event loop, runs in a worker thread (its writes are blocking HTTP calls),
+and its answers go back into the cache.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
-from cronwarden.core.builder import MANAGED_BY, MANAGED_BY_LABEL
-from cronwarden.runtime.cache import Body, Cache, Key
+from cronwarden.runtime.audit import Audit
+from cronwarden.runtime.cache import Body, Cache, Key, Listing
 from cronwarden.runtime.controller import Controller, NotActive
+from cronwarden.runtime.events import EventQueue
 from cronwarden.runtime.kube import ApiError, Kube
 from cronwarden.runtime.leader import LeaderElector, LeaseConfig
 from cronwarden.runtime.metrics import TaskMetrics
@@ -24,6 +27,14 @@ from cronwarden.runtime.queue import WorkQueue
 from cronwarden.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# After a watch relists, audit once its listing is likely complete.
+RELIST_AUDIT_DELAY = 5.0
+# A failed audit is tried again after this long (and the workers wait for the first).
+AUDIT_RETRY = 5.0
+# A write refused with 409 Conflict is tried again this soon (the newer object is
+# on its way through the watch).
+CONFLICT_RETRY = 0.2
 
 
 class Engine:
@@ -52,15 +63,16 @@ class Engine:
             max_tasks_per_namespace=settings.max_tasks_per_namespace,
         )
         self._executor = ThreadPoolExecutor(settings.workers, thread_name_prefix="reconcile")
-        # Events are posted by one thread of their own, in order, off the workers' path.
-        self._events = ThreadPoolExecutor(1, thread_name_prefix="events")
+        self._events = EventQueue(kube.post_event, self.active, metrics.count_dropped_events)
+        self.audit = Audit(kube, self.cache, settings, self._executor, metrics.count_correction)
         self._workers: list[asyncio.Task[None]] = []
         self._elector_task: asyncio.Task[None] | None = None
         self.kube = kube
-        # Namespaces whose CronJobs and Jobs this replica has listed since it became
-        # active: a task is judged only once its runs are all in the cache.
-        self._synced: set[str] = set()
-        self._syncing: dict[str, asyncio.Lock] = {}
+        # Set once this term's first audit is complete: workers wait for it.
+        self._audited = asyncio.Event()
+        self._audit_soon: asyncio.TimerHandle | None = None
+        self._extra_audit: asyncio.Task[bool] | None = None
+        self._audit_lock = asyncio.Lock()
 
     def active(self) -> bool:
         return self.elector.active() if self.elector is not None else bool(self._workers)
@@ -77,7 +89,7 @@ class Engine:
             await asyncio.gather(self._elector_task, return_exceptions=True)
         await self.stop_workers()
         self._executor.shutdown(wait=False, cancel_futures=True)
-        self._events.shutdown(wait=False, cancel_futures=True)
+        self._events.close()
 
     async def start_workers(self) -> None:
         if self._workers:
@@ -88,16 +100,9 @@ class Engine:
             for i in range(self.settings.workers)
         ]
         self._workers.append(asyncio.create_task(self.resync(), name="cronwarden-resync"))
-        for key in list(self.cache.tasks):
-            self.queue.add(key)
-        if limit := self.settings.max_tasks_per_namespace:
-            for namespace in self.cache.namespaces():
-                over = self.cache.namespace_size(namespace) - limit
-                self.metrics.set_over_limit(namespace, max(over, 0))
+        self._workers.append(asyncio.create_task(self.audits(), name="cronwarden-audit"))
         log.info(
-            "active: reconciling with %d worker(s); the cache holds %s",
-            self.settings.workers,
-            ", ".join(f"{n} {kind}" for kind, n in self.cache.counts().items()),
+            "active: auditing the cache, then reconciling with %d worker(s)", self.settings.workers
         )
 
     async def stop_workers(self) -> None:
@@ -106,23 +111,111 @@ class Engine:
         for task in workers:
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
+        if self._audit_soon is not None:
+            self._audit_soon.cancel()
+            self._audit_soon = None
+        if self._extra_audit is not None:
+            self._extra_audit.cancel()
+            await asyncio.gather(self._extra_audit, return_exceptions=True)
+            self._extra_audit = None
+        self._audited.clear()
         self.queue.cancel_timers()
         self.metrics.clear()
         self.metrics.set_active(False)
-        self._synced.clear()
+
+    # The audit
+
+    async def audits(self) -> None:
+        """The first audit of the term (retried until it succeeds), then one every
+        --audit-seconds. Every task is reconciled after the first."""
+        while not self._audited.is_set():
+            if await self.run_audit():
+                self._audited.set()
+                for key in list(self.cache.tasks):
+                    self.queue.add(key)
+                log.info(
+                    "the cache holds %s",
+                    ", ".join(f"{n} {kind}" for kind, n in self.cache.counts().items()),
+                )
+            else:
+                await asyncio.sleep(AUDIT_RETRY)
+        while True:
+            await asyncio.sleep(self.settings.audit_seconds)
+            await self.run_audit()
+
+    async def run_audit(self) -> bool:
+        async with self._audit_lock:
+            try:
+                listing = await self.audit.run()
+            except ApiError as err:
+                log.warning("audit of the cache failed (%s); trying again", err)
+                if self._audited.is_set():
+                    self.request_audit(AUDIT_RETRY)
+                return False
+        self.metrics.set_audited(self.audit.last_completed)
+        self.apply_listing(listing)
+        return True
+
+    def apply_listing(self, listing: Listing) -> None:
+        for body in listing.deleted:
+            self._task_deleted(body)
+        for key in listing.touched:
+            if key in self.cache.tasks:
+                self.queue.add(key)
+        if self.settings.max_tasks_per_namespace:
+            self._recount_limits()
+        if listing.corrections and self._audited.is_set():
+            log.warning(
+                "the audit corrected the cache: %s",
+                ", ".join(f"{n} {kind}" for kind, n in sorted(listing.corrections.items())),
+            )
+
+    def request_audit(self, delay: float = RELIST_AUDIT_DELAY) -> None:
+        """Audit `delay` seconds from now (a watch relisted); one pending at a time."""
+        if self._audit_soon is not None or not self._audited.is_set():
+            return
+
+        def fire() -> None:
+            self._audit_soon = None
+            if self._workers:
+                self._extra_audit = asyncio.create_task(
+                    self.run_audit(), name="cronwarden-audit-relist"
+                )
+
+        self._audit_soon = asyncio.get_running_loop().call_later(delay, fire)
+
+    def _recount_limits(self) -> None:
+        limit = self.settings.max_tasks_per_namespace
+        for namespace in self.cache.namespaces():
+            over = self.cache.namespace_size(namespace) - limit
+            self.metrics.set_over_limit(namespace, max(over, 0))
 
     # Watch events
 
     def task_event(self, type_: str | None, body: Body) -> None:
-        size = self.cache.namespace_size(body["metadata"].get("namespace", ""))
-        key = self.cache.task_event(type_, body)
+        namespace = body["metadata"].get("namespace", "")
+        if not self.settings.watches(namespace):
+            return
+        if type_ is None:
+            self.request_audit()  # a listing: after start-up, a watch relisted
+        size = self.cache.namespace_size(namespace)
+        changed = self.cache.task_event(type_, body)
+        key = (namespace, body["metadata"]["name"])
         if self.settings.max_tasks_per_namespace:
-            self._count_over_limit(key[0], size)
+            self._count_over_limit(namespace, size)
         if type_ == "DELETED":
-            self.queue.forget(key)
-            self.controller.forget(key)
+            if changed:
+                self._task_deleted(body)
             return
         self.queue.add(key)
+
+    def _task_deleted(self, body: Body) -> None:
+        meta = body["metadata"]
+        key = (meta.get("namespace", ""), meta["name"])
+        if key in self.cache.tasks:  # a new task of that name: keep it
+            return
+        self.queue.forget(key)
+        self.controller.forget(key)
 
     def _count_over_limit(self, namespace: str, size_before: int) -> None:
         limit = self.settings.max_tasks_per_namespace
@@ -136,10 +229,18 @@ class Engine:
                     self.queue.add(moved)
 
     def cronjob_event(self, type_: str | None, body: Body, task: str | None) -> None:
+        if not self.settings.watches(body["metadata"].get("namespace", "")):
+            return
+        if type_ is None:
+            self.request_audit()
         self.cache.cronjob_event(type_, body)
         self._enqueue(body, task)
 
     def job_event(self, type_: str | None, body: Body, task: str | None) -> None:
+        if not self.settings.watches(body["metadata"].get("namespace", "")):
+            return
+        if type_ is None:
+            self.request_audit()
         self.cache.job_event(type_, body)
         self._enqueue(body, task)
 
@@ -153,6 +254,7 @@ class Engine:
 
     async def worker(self) -> None:
         loop = asyncio.get_running_loop()
+        await self._audited.wait()
         while True:
             key = await self.queue.get()
             try:
@@ -160,42 +262,32 @@ class Engine:
             finally:
                 self.queue.done(key)
 
-    async def sync(self, loop: asyncio.AbstractEventLoop, namespace: str) -> None:
-        """List the namespace's managed CronJobs and Jobs into the cache, once per term
-        as the active replica. kopf's watches list them too, but give no sign of when
-        their listing is complete; judging a task before its Jobs are known would report
-        a running Forbid run's slot as missed."""
-        lock = self._syncing.setdefault(namespace, asyncio.Lock())
-        async with lock:
-            if namespace in self._synced:
-                return
-            selector = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
-            cronjobs, jobs = await loop.run_in_executor(
-                self._executor, self.kube.list_managed, namespace, selector
-            )
-            for body in cronjobs:
-                self.cache.cronjob_event(None, body)
-            for body in jobs:
-                self.cache.job_event(None, body)
-            self._synced.add(namespace)
-            log.debug("listed %d CronJob(s), %d Job(s) in %s", len(cronjobs), len(jobs), namespace)
-
     async def reconcile(self, loop: asyncio.AbstractEventLoop, key: Key) -> None:
         namespace, name = key
         try:
-            if namespace not in self._synced:
-                await self.sync(loop, namespace)
             view = self.cache.view(key)
             result = await loop.run_in_executor(self._executor, self.controller.reconcile, view)
         except NotActive:
+            if self.elector is not None and self.elector.leading:
+                # Still the leader, but the last renewal is not fresh enough to write:
+                # try again once it is (or stop when the term ends).
+                delay = self.queue.retry(key)
+                log.info("%s/%s waits for the lease renewal; retrying in %.1fs", *key, delay)
             return
         except ApiError as err:
             if err.status == 409:
                 # The task or CronJob changed since the cache saw it: the watch event
-                # that says so is on its way; try again soon.
-                delay = self.queue.retry(key, 0.5)
-            else:
-                delay = self.queue.retry(key, err.retry_after)
+                # that says so is on its way. Not an error: no backoff.
+                self.queue.add_after(key, CONFLICT_RETRY)
+                log.debug("reconcile of %s/%s met a conflict; retrying", namespace, name)
+                return
+            if err.status == 404 and view.task is not None:
+                # The task is gone (deleted while a watch was not looking).
+                self.cache.task_event("DELETED", view.task)
+                self._task_deleted(view.task)
+                log.info("%s/%s no longer exists; forgot it", namespace, name)
+                return
+            delay = self.queue.retry(key, err.retry_after)
             log.warning(
                 "reconcile of %s/%s failed (%s); retrying in %.1fs", namespace, name, err, delay
             )
@@ -212,7 +304,7 @@ class Engine:
         if result.cronjob_uid and result.recorded:
             self.cache.forget_departed(result.cronjob_uid, result.recorded)
         if result.events:
-            self._events.submit(self.controller.post_events, result.events)
+            self._events.submit(result.events)
         if result.wake_at is not None:
             delay = (result.wake_at - datetime.now(UTC)).total_seconds()
             self.queue.add_after(key, max(delay, 0.0))

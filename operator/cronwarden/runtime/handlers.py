@@ -37,7 +37,7 @@ def login(memo: kopf.Memo, **kwargs: Any) -> kopf.ConnectionInfo | None:
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     config: Settings = memo.settings
     settings.posting.enabled = False  # Events are posted by the controller only.
-    if not config.all_namespaces and not any(set(ns) & set("*?[]!,") for ns in config.namespaces):
+    if not config.clusterwide:
         # Exact namespace names need no namespace listing, which a Role-only install
         # may not do (kopf would retry it for a minute before falling back), and such
         # an install cannot watch CRDs either: start from discovery alone.

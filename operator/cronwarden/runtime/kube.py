@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import socket
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,6 +37,15 @@ LEASES = "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases"
 USER_AGENT = f"cronwarden/{__version__}"
 
 RETRYABLE = {409, 410, 429, 500, 502, 503, 504}
+
+
+def collection(template: str, namespace: str | None) -> str:
+    """The path of a collection in one namespace, or across all of them (None)."""
+    if namespace is None:
+        return template.replace("/namespaces/{ns}", "")
+    return template.format(ns=namespace)
+
+
 LIST_PAGE = 500
 
 
@@ -111,8 +121,10 @@ class Kube:
         self.timeout = timeout
         self.on_request = on_request
         self.instance = os.environ.get("POD_NAME") or socket.gethostname()
-        # Aggregated Events: (namespace, event name) -> count posted so far.
+        # Aggregated Events: (namespace, event name) -> count posted so far. Posted from
+        # the Events thread, forgotten from the event loop: the lock keeps them apart.
         self._event_counts: dict[tuple[str, str], int] = {}
+        self._event_lock = threading.Lock()
 
     def request(
         self,
@@ -198,22 +210,38 @@ class Kube:
     def list_all(self, template: str, namespace: str, selector: str = "") -> list[dict[str, Any]]:
         """Every object at `template` (CRONJOBS, JOBS) in `namespace`, listed in pages."""
         items: list[dict[str, Any]] = []
+        token: str | None = ""
+        while token is not None:
+            page, _, token = self.list_page(template, namespace, selector, token, cached=False)
+            items += page
+        return items
+
+    def list_page(
+        self,
+        template: str,
+        namespace: str | None,
+        selector: str = "",
+        token: str = "",
+        *,
+        cached: bool = True,
+    ) -> tuple[list[dict[str, Any]], str, str | None]:
+        """One page of the objects at `template` in `namespace` (None: all namespaces):
+        (items, the list's resourceVersion, the token of the next page or None). The
+        first page of a `cached` list asks for resourceVersion=0: the API server
+        answers from its watch cache, without reading etcd."""
         query = {"limit": str(LIST_PAGE)}
+        if token:
+            query["continue"] = token
+        elif cached:
+            query["resourceVersion"] = "0"
         if selector:
             query["labelSelector"] = selector
-        while True:
-            page = self.request("GET", template.format(ns=namespace), query=query)
-            items += page.get("items") or []
-            token = (page.get("metadata") or {}).get("continue")
-            if not token:
-                return items
-            query = {**query, "continue": token}
-
-    def list_managed(self, namespace: str, selector: str) -> tuple[list[dict[str, Any]], ...]:
-        """The CronJobs and Jobs in `namespace` matching `selector`: what the cache must
-        hold before the namespace's tasks are judged."""
-        return self.list_all(CRONJOBS, namespace, selector), self.list_all(
-            JOBS, namespace, selector
+        page = self.request("GET", collection(template, namespace), query=query)
+        meta = page.get("metadata") or {}
+        return (
+            page.get("items") or [],
+            str(meta.get("resourceVersion") or ""),
+            meta.get("continue") or None,
         )
 
     # Leases (leader election)
@@ -262,7 +290,7 @@ class Kube:
                         body=self._event(obj, name, type_, reason, message, now),
                         query={"fieldManager": FIELD_MANAGER},
                     )
-                    self._event_counts[(ns, name)] = 1
+                    self._set_count((ns, name), 1)
                     return
                 except ApiError as err:
                     if err.status != 409:
@@ -283,19 +311,19 @@ class Kube:
                     query={"fieldManager": FIELD_MANAGER},
                     content_type="application/merge-patch+json",
                 )
-                self._event_counts[(ns, name)] = count + 1
+                self._set_count((ns, name), count + 1)
             except ApiError as err:
                 if err.status != 404:
                     raise
                 # It expired (Events live about an hour): start a new one.
-                self._event_counts.pop((ns, name), None)
+                self._set_count((ns, name), None)
                 self.request(
                     "POST",
                     EVENTS.format(ns=ns),
                     body=self._event(obj, name, type_, reason, message, now),
                     query={"fieldManager": FIELD_MANAGER},
                 )
-                self._event_counts[(ns, name)] = 1
+                self._set_count((ns, name), 1)
         except ApiError as err:
             log.warning("could not post event %s on %s/%s: %s", reason, ns, meta["name"], err)
 
@@ -325,8 +353,18 @@ class Kube:
             "count": 1,
         }
 
+    def _set_count(self, key: tuple[str, str], count: int | None) -> None:
+        with self._event_lock:
+            if count is None:
+                self._event_counts.pop(key, None)
+            else:
+                self._event_counts[key] = count
+
     def forget_events(self, namespace: str, name: str) -> None:
         """Drop the aggregation state of a deleted object's Events."""
         prefix = f"{name}."
-        for key in [k for k in self._event_counts if k[0] == namespace and k[1].startswith(prefix)]:
-            self._event_counts.pop(key, None)
+        with self._event_lock:
+            for key in [
+                k for k in self._event_counts if k[0] == namespace and k[1].startswith(prefix)
+            ]:
+                del self._event_counts[key]

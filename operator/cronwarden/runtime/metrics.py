@@ -319,6 +319,35 @@ class TaskMetrics:
             registry=self.registry,
         )
 
+        self.corrections = Counter(
+            "cronwarden_cache_corrections",
+            "Differences between the operator's watch cache and a full listing that the "
+            "audit corrected, by resource and kind (added, updated, deleted). At rest 0; a "
+            "steady count means a watch is losing events.",
+            ["resource", "kind"],
+            registry=self.registry,
+        )
+        self.last_audit = Gauge(
+            "cronwarden_cache_last_audit_timestamp_seconds",
+            "When the audit last compared the watch cache with a full listing.",
+            registry=self.registry,
+        )
+        self.events_dropped = Counter(
+            "cronwarden_events_dropped",
+            "Events not posted because the queue of pending Events was full (oldest first).",
+            registry=self.registry,
+        )
+
+    def count_correction(self, resource: str, kind: str, n: int) -> None:
+        self.corrections.labels(resource, kind).inc(n)
+
+    def set_audited(self, when: float | None) -> None:
+        if when is not None:
+            self.last_audit.set(when)
+
+    def count_dropped_events(self, n: int) -> None:
+        self.events_dropped.inc(n)
+
     def count_request(self, verb: str, resource: str, code: int) -> None:
         self.api_requests.labels(verb, resource, str(code)).inc()
 

@@ -35,8 +35,11 @@ def run(settings: Settings) -> int:
         # One active replica is decided by our own Lease (runtime/leader.py), which stops
         # workers, timers and metrics too; kopf's peering would pause only its handlers.
         standalone=True,
-        clusterwide=settings.all_namespaces,
-        namespaces=settings.namespaces,
+        # Namespace patterns are followed with cluster-wide watches that the engine
+        # filters: kopf's per-namespace watches can miss a namespace created while it
+        # lists namespaces (settings.Settings.globs).
+        clusterwide=settings.clusterwide,
+        namespaces=[] if settings.clusterwide else settings.namespaces,
         liveness_endpoint=liveness,
         memo=kopf.Memo(settings=settings),
     )

@@ -1,0 +1,146 @@
+"""Recording runs once: the watermark across runs that finish in one second, and
+runs whose Jobs vanish before they are seen to finish. Pure: no cluster."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from cronwarden.api.models import Watermark
+from cronwarden.core.runs import advance, covered, new_runs, run_of, scheduled_from_name
+from cronwarden.core.status import compute_status
+from tests.unit.factories import job, task
+
+SECOND = "2026-11-28T02:31:00Z"
+AT = datetime(2026, 11, 28, 2, 31, tzinfo=UTC)
+LATER = datetime(2026, 11, 28, 2, 33, 10, tzinfo=UTC)
+# "backup-manual-…" sorts after "backup-2993…": recorded first, it hid the other.
+MANUAL = job("backup-manual-1795843246", start="2026-11-28T02:30:30Z", failed=SECOND)
+SCHEDULED = job(
+    "backup-29930550",
+    scheduled="2026-11-28T02:30:00Z",
+    start="2026-11-28T02:30:01Z",
+    complete=SECOND,
+)
+CRONJOB: dict[str, Any] = {
+    "metadata": {"name": "backup", "uid": "cj"},
+    "status": {"lastScheduleTime": "2026-11-28T02:30:00Z"},
+}
+
+
+def wire(status: Any) -> dict[str, Any]:
+    return dict(status.model_dump(by_alias=True, mode="json", exclude_none=True))
+
+
+@pytest.mark.parametrize(
+    ("first", "second"), [([MANUAL], [MANUAL, SCHEDULED]), ([SCHEDULED], [SCHEDULED, MANUAL])]
+)
+def test_two_runs_finishing_in_one_second_are_both_counted_in_either_order(
+    first: list[dict[str, Any]], second: list[dict[str, Any]]
+) -> None:
+    status = compute_status(task(), CRONJOB, first, LATER).status
+    assert status.succeeded + status.failed == 1
+    status = compute_status(task(status=wire(status)), CRONJOB, second, LATER).status
+    assert (status.succeeded, status.failed) == (1, 1)
+    assert status.watermark is not None
+    assert status.watermark.completion_time == AT
+    assert status.watermark.jobs == sorted(j["metadata"]["name"] for j in second)
+    # And once more: nothing is counted twice.
+    again = compute_status(task(status=wire(status)), CRONJOB, second, LATER).status
+    assert (again.succeeded, again.failed) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    ("mark", "finished", "name", "is_covered"),
+    [
+        (None, SECOND, "a", False),
+        ((SECOND, ["a"]), SECOND, "a", True),
+        ((SECOND, ["a"]), SECOND, "b", False),
+        ((SECOND, ["a"]), "2026-11-28T02:30:59Z", "z", True),
+        ((SECOND, ["a"]), "2026-11-28T02:31:01Z", "a", False),
+    ],
+)
+def test_covered(
+    mark: tuple[str, list[str]] | None, finished: str, name: str, is_covered: bool
+) -> None:
+    watermark = (
+        Watermark.model_validate({"completionTime": mark[0], "jobs": mark[1]}) if mark else None
+    )
+    assert covered(run_of(job(name, complete=finished)), watermark) is is_covered
+
+
+def test_status_written_before_the_watermark_falls_back_to_last_run() -> None:
+    old = {"lastRun": {"job": "backup-manual-1795843246", "result": "Failed",
+                       "completionTime": SECOND}, "failed": 1}  # fmt: skip
+    status = compute_status(task(status=old), CRONJOB, [MANUAL, SCHEDULED], LATER).status
+    assert (status.succeeded, status.failed) == (1, 1)
+
+
+def test_advance_keeps_the_jobs_of_the_marks_second() -> None:
+    mark = Watermark(completion_time=AT, jobs=["a"])
+    runs = new_runs(mark, [run_of(job("b", complete=SECOND)), run_of(job("a", complete=SECOND))])
+    assert [r.job for r in runs] == ["b"]
+    assert advance(mark, runs) == Watermark(completion_time=AT, jobs=["a", "b"])
+    assert advance(mark, []) == mark
+
+
+def test_scheduled_from_name() -> None:
+    assert scheduled_from_name("backup-29930550") == datetime(2026, 11, 28, 2, 30, tzinfo=UTC)
+    assert scheduled_from_name("backup-manual-1795843246") is None
+    assert scheduled_from_name("backup-7") is None
+
+
+RUNNING = job("backup-29930550", scheduled="2026-11-28T02:30:00Z", start="2026-11-28T02:30:01Z")
+
+
+def active_status() -> dict[str, Any]:
+    status = compute_status(task(), CRONJOB, [RUNNING], LATER).status
+    assert status.active == ["backup-29930550"]
+    return wire(status)
+
+
+def test_a_vanished_run_is_taken_from_the_cronjobs_last_success() -> None:
+    cronjob = {**CRONJOB, "status": {**CRONJOB["status"], "lastSuccessfulTime": SECOND}}
+    outcome = compute_status(task(status=active_status()), cronjob, [], LATER)
+    status = outcome.status
+    assert status.active == []
+    assert (status.succeeded, status.failed, status.unknown) == (1, 0, 0)
+    assert status.last_run is not None
+    assert (status.last_run.job, status.last_run.result, status.last_run.reason) == (
+        "backup-29930550",
+        "Succeeded",
+        "CronJobLastSuccess",
+    )
+    assert [e.reason for e in outcome.events] == ["RunSucceeded"]
+    again = compute_status(task(status=wire(status)), cronjob, [], LATER).status
+    assert (again.succeeded, again.unknown) == (1, 0)
+
+
+def test_a_vanished_run_with_no_other_record_is_unknown_never_dropped() -> None:
+    outcome = compute_status(task(status=active_status()), CRONJOB, [], LATER)
+    status = outcome.status
+    assert (status.succeeded, status.failed, status.unknown) == (0, 0, 1)
+    assert status.last_run is not None
+    assert (status.last_run.result, status.last_run.reason) == ("Unknown", "JobVanished")
+    assert [(e.type, e.reason) for e in outcome.events] == [("Warning", "RunUnknown")]
+    assert "backup-29930550" in outcome.events[0].message
+    again = compute_status(task(status=wire(status)), CRONJOB, [], LATER).status
+    assert again.unknown == 1
+
+
+def test_a_last_success_older_than_the_recorded_runs_accounts_for_nothing() -> None:
+    done = job("backup-29930549", complete="2026-11-28T02:30:30Z")
+    status = compute_status(task(), CRONJOB, [done, RUNNING], LATER).status
+    cronjob = {**CRONJOB, "status": {"lastSuccessfulTime": "2026-11-28T02:30:30Z"}}
+    status = compute_status(task(status=wire(status)), cronjob, [done], LATER).status
+    assert (status.succeeded, status.unknown) == (1, 1)
+
+
+def test_under_replace_a_vanished_run_is_a_replaced_one() -> None:
+    spec = {"concurrencyPolicy": "Replace"}
+    status = compute_status(task(spec), CRONJOB, [RUNNING], LATER).status
+    status = compute_status(task(spec, status=wire(status)), CRONJOB, [], LATER).status
+    assert status.unknown == 0
+    assert status.skipped_runs.replace == 1
