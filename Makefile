@@ -152,6 +152,14 @@ BENCH_ARGS ?=
 bench: install tools ## Benchmark N tasks: convergence vs plain CronJobs, RSS, CPU and API calls at rest, latency.
 	$(PY) hack/bench.py --tasks $(N) $(BENCH_ARGS)
 
+# Soak size and length (`make soak SOAK_TASKS=300 SOAK_MINUTES=30`).
+SOAK_TASKS ?= 300
+SOAK_MINUTES ?= 30
+
+.PHONY: soak
+soak: install tools ## Run SOAK_TASKS per-minute tasks for SOAK_MINUTES and report the operator's RSS slope.
+	$(PY) hack/soak.py --tasks $(SOAK_TASKS) --minutes $(SOAK_MINUTES)
+
 ##@ Chart and image
 
 .PHONY: chart-lint

@@ -277,3 +277,100 @@ def test_what_vanished_during_a_relist_is_deleted_from_the_cache(
         assert any('kind="deleted"' in line for line in corrections), corrections
     finally:
         stop_operator(op)
+
+
+@pytest.mark.disruptive
+def test_a_wake_up_is_not_lost_while_the_lease_renewal_is_slow(
+    kubectl: Kubectl, solo_namespace: str, kubeconfig: Path, crd: str
+) -> None:
+    """The API server stalls (SIGSTOP) long enough that the leader's last renewal is
+    older than its renew deadline, and a time-driven wake-up (a missed slot's grace
+    running out) falls in that window: the fence refuses the status write. The leader
+    never lost the Lease, so the key must come back once renewal works again, not at
+    the next resync (300 s here)."""
+    ns = solo_namespace
+    cluster = Cluster(kubectl, ns)
+    grace = 20
+    args = [
+        *watching(ns),
+        "--leader-election",
+        f"--leader-election-namespace={ns}",
+        "--resync-seconds=300",
+        "--audit-seconds=300",
+    ]
+    op = launch_operator(args, kubeconfig, f"{ns}-lease", env={"POD_NAME": "slow"})
+    controlplane.stop_component("kube-controller-manager")  # so the slot is missed
+    try:
+        cluster.apply(every_minute("waiting", missedRunGraceSeconds=grace))
+        cluster.wait_ready("waiting")
+        # The stall starts 12 s before the slot's grace ends (past the 10 s renew
+        # deadline when the wake-up fires) and lasts 16 s.
+        now = datetime.now(UTC)
+        slot = (now + timedelta(minutes=1)).replace(second=0, microsecond=0)
+        if slot + timedelta(seconds=grace - 12) < now + timedelta(seconds=5):
+            slot += timedelta(minutes=1)
+        freeze_at = slot + timedelta(seconds=grace - 12)
+        wait_for(
+            lambda: datetime.now(UTC) >= freeze_at,
+            timeout=130,
+            interval=0.2,
+            what="the moment to stall the API server",
+        )
+        pid = controlplane.running("kube-apiserver")
+        assert pid is not None
+        controlplane.kill(pid, signal.SIGSTOP)
+        try:
+            resume_at = freeze_at + timedelta(seconds=16)
+            wait_for(
+                lambda: datetime.now(UTC) >= resume_at,
+                timeout=30,
+                interval=0.2,
+                what="the end of the stall",
+            )
+        finally:
+            controlplane.kill(pid, signal.SIGCONT)
+        task = cluster.wait_task(
+            "waiting",
+            lambda t: (condition_of(t, "Late") or {}).get("status") == "True",
+            timeout=40,
+            what="Late, once the lease is renewed (not at the next resync)",
+        )
+        assert task["status"]["lastMissedTime"] == slot.strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert "waits for the lease renewal" in op.log()
+    finally:
+        controlplane.start_component("kube-controller-manager")
+        stop_operator(op)
+
+
+@pytest.mark.disruptive
+def test_a_namespace_created_during_a_relist_is_followed(
+    kubectl: Kubectl, kubeconfig: Path, crd: str
+) -> None:
+    """An operator that watches a namespace pattern picks up a namespace created while
+    its watches list again (the API server restarted under it)."""
+    tag = f"e2e-glob-{datetime.now(UTC):%H%M%S}"
+    op = launch_operator(watching(f"{tag}-*"), kubeconfig, tag)
+    created: list[str] = []
+    try:
+        controlplane.restart("kube-apiserver")
+        wait_for(lambda: served(kubectl), timeout=60, what="the API server to serve")
+        for i in range(3):
+            ns = f"{tag}-{i}"
+            kubectl("create", "namespace", ns)
+            created.append(ns)
+            wait_for(
+                lambda ns=ns: (
+                    kubectl("-n", ns, "get", "serviceaccount", "default", check=False).returncode
+                    == 0
+                ),
+                timeout=60,
+                what=f"the default ServiceAccount in {ns}",
+            )
+            Cluster(kubectl, ns).apply(yearly("found"))
+        for ns in created:
+            Cluster(kubectl, ns).wait_ready("found", timeout=AUDIT_SECONDS + 60)
+            assert Cluster(kubectl, ns).get("cronjob", "found") is not None
+    finally:
+        stop_operator(op)
+        for ns in created:
+            kubectl("delete", "namespace", ns, "--wait=false", check=False)

@@ -155,6 +155,8 @@ class View:
     cronjob: Body | None
     jobs: list[Body] = field(default_factory=list)
     rank: int = 0  # position among the namespace's tasks, oldest first
+    # Monitor mode: the referenced CronJob and its Jobs (runtime/monitors.py).
+    monitored: tuple[Body | None, list[Body]] | None = None
 
 
 @dataclass

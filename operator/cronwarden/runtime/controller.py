@@ -23,7 +23,7 @@ from cronwarden.core.conditions import Event, Problem
 from cronwarden.core.runs import covered, run_of
 from cronwarden.core.status import compute_status
 from cronwarden.runtime.cache import Body, Key, View, controller_uid
-from cronwarden.runtime.kube import JOBS, ApiError, Kube
+from cronwarden.runtime.kube import ApiError, Kube
 from cronwarden.runtime.metrics import TaskMetrics
 
 log = logging.getLogger(__name__)
@@ -31,8 +31,6 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 # How often a task whose CronJob name is taken by someone else checks whether it is free.
 NOT_OWNED_RECHECK = timedelta(seconds=30)
-# How often a monitored CronJob and its Jobs are read (they are not watched).
-MONITOR_POLL = timedelta(seconds=15)
 
 
 def utcnow() -> datetime:
@@ -138,7 +136,7 @@ class Controller:
             return Result(task=self.report_unparsable(obj, invalid_spec_message(err)))
 
         if task.spec.cron_job_ref is not None:
-            return self.reconcile_monitored(task, obj)
+            return self.reconcile_monitored(task, obj, view)
 
         # 3. Bring the CronJob in sync: never adopt one this task does not control,
         #    and send no write when it is in sync. A task the operator may not act on
@@ -198,18 +196,18 @@ class Controller:
         result.wake_at = min(wakes, default=None)
         return result
 
-    def reconcile_monitored(self, task: ScheduledTask, obj: Body) -> Result:
-        """Monitor mode: read the referenced CronJob and its Jobs (they carry no label of
-        ours, so they are not in the watch cache), never write them; status, Events and
-        metrics as for a managed task. Polled every MONITOR_POLL besides the time-driven
-        wake-ups (docs/detection.md: monitor mode)."""
+    def reconcile_monitored(self, task: ScheduledTask, obj: Body, view: View) -> Result:
+        """Monitor mode: judge the referenced CronJob and its Jobs as the shared
+        per-namespace poll last read them (runtime/monitors.py), never write them;
+        status, Events and metrics as for a managed task."""
         assert task.spec.cron_job_ref is not None
         namespace, ref = task.namespace, task.spec.cron_job_ref.name
         now = self.clock()
         events: list[Event] = []
         problem = tenancy.refusal(namespace, 0, self.excluded, 0)
-        cronjob = None if problem else self.kube.get_cronjob(namespace, ref)
-        jobs: list[Body] = []
+        cronjob, jobs = view.monitored or (None, [])
+        if problem is not None:
+            cronjob, jobs = None, []
         judged = task
         if problem is None and cronjob is None:
             problem = Problem(
@@ -218,13 +216,11 @@ class Controller:
                 "cronwarden monitors it as soon as it appears",
             )
         elif cronjob is not None:
-            uid = cronjob["metadata"].get("uid")
-            jobs = [j for j in self.kube.list_all(JOBS, namespace) if controller_uid(j) == uid]
             spec = monitor.effective_spec(task.spec, cronjob)
             judged = task.model_copy(update={"spec": spec})
         outcome = compute_status(judged, cronjob, jobs, now, problem)
         events.extend(outcome.events)
-        result = Result()
+        result = Result(wake_at=outcome.wake_at)
         if outcome.status != task.status:
             self.fence()
             result.task = self.kube.patch_task_status(
@@ -235,8 +231,6 @@ class Controller:
             )
         result.events = [(obj, event) for event in events]
         self.metrics.update(judged, outcome)
-        wakes = [t for t in (outcome.wake_at, now + MONITOR_POLL) if t is not None]
-        result.wake_at = min(wakes)
         log.debug("reconciled %s/%s: monitors CronJob %s", namespace, task.name, ref)
         return result
 

@@ -20,9 +20,12 @@ from cronwarden.runtime.audit import Audit
 from cronwarden.runtime.cache import Body, Cache, Key, Listing
 from cronwarden.runtime.controller import Controller, NotActive
 from cronwarden.runtime.events import EventQueue
+from cronwarden.runtime.kube import CRONJOBS as CRONJOBS_PATH
+from cronwarden.runtime.kube import JOBS as JOBS_PATH
 from cronwarden.runtime.kube import ApiError, Kube
 from cronwarden.runtime.leader import LeaderElector, LeaseConfig
 from cronwarden.runtime.metrics import TaskMetrics
+from cronwarden.runtime.monitors import MONITOR_POLL, Monitors, reference
 from cronwarden.runtime.queue import WorkQueue
 from cronwarden.settings import Settings
 
@@ -73,6 +76,8 @@ class Engine:
         self._audit_soon: asyncio.TimerHandle | None = None
         self._extra_audit: asyncio.Task[bool] | None = None
         self._audit_lock = asyncio.Lock()
+        self.monitors = Monitors()
+        self._polling: dict[str, asyncio.Lock] = {}
 
     def active(self) -> bool:
         return self.elector.active() if self.elector is not None else bool(self._workers)
@@ -101,6 +106,7 @@ class Engine:
         ]
         self._workers.append(asyncio.create_task(self.resync(), name="cronwarden-resync"))
         self._workers.append(asyncio.create_task(self.audits(), name="cronwarden-audit"))
+        self._workers.append(asyncio.create_task(self.polls(), name="cronwarden-monitor"))
         log.info(
             "active: auditing the cache, then reconciling with %d worker(s)", self.settings.workers
         )
@@ -160,7 +166,8 @@ class Engine:
         for body in listing.deleted:
             self._task_deleted(body)
         for key in listing.touched:
-            if key in self.cache.tasks:
+            if (packed := self.cache.tasks.get(key)) is not None:
+                self.monitors.track(key, reference(packed.body()))
                 self.queue.add(key)
         if self.settings.max_tasks_per_namespace:
             self._recount_limits()
@@ -207,6 +214,7 @@ class Engine:
             if changed:
                 self._task_deleted(body)
             return
+        self.monitors.track(key, reference(body))
         self.queue.add(key)
 
     def _task_deleted(self, body: Body) -> None:
@@ -216,6 +224,7 @@ class Engine:
             return
         self.queue.forget(key)
         self.controller.forget(key)
+        self.monitors.forget(key)
 
     def _count_over_limit(self, namespace: str, size_before: int) -> None:
         limit = self.settings.max_tasks_per_namespace
@@ -262,10 +271,42 @@ class Engine:
             finally:
                 self.queue.done(key)
 
+    async def polls(self) -> None:
+        """Monitor mode: read each namespace with monitored tasks every MONITOR_POLL."""
+        await self._audited.wait()
+        while True:
+            for namespace in self.monitors.namespaces():
+                await self.poll(namespace)
+            await asyncio.sleep(MONITOR_POLL.total_seconds())
+
+    async def poll(self, namespace: str) -> None:
+        lock = self._polling.setdefault(namespace, asyncio.Lock())
+        async with lock:
+            loop = asyncio.get_running_loop()
+            try:
+                cronjobs = await loop.run_in_executor(
+                    self._executor, self.kube.list_cached, CRONJOBS_PATH, namespace
+                )
+                jobs = await loop.run_in_executor(
+                    self._executor, self.kube.list_cached, JOBS_PATH, namespace
+                )
+            except ApiError as err:
+                log.warning("reading monitored CronJobs in %s failed: %s", namespace, err)
+                return
+            for key in self.monitors.apply(namespace, cronjobs, jobs):
+                self.queue.add(key)
+
     async def reconcile(self, loop: asyncio.AbstractEventLoop, key: Key) -> None:
         namespace, name = key
         try:
             view = self.cache.view(key)
+            if view.task is not None and reference(view.task) is not None:
+                if not self.monitors.polled(namespace):
+                    await self.poll(namespace)
+                view.monitored = self.monitors.view(key)
+                if view.monitored is None:  # the namespace could not be read yet
+                    self.queue.retry(key)
+                    return
             result = await loop.run_in_executor(self._executor, self.controller.reconcile, view)
         except NotActive:
             if self.elector is not None and self.elector.leading:

@@ -216,6 +216,17 @@ class Kube:
             items += page
         return items
 
+    def list_cached(
+        self, template: str, namespace: str | None, selector: str = ""
+    ) -> list[dict[str, Any]]:
+        """Every object at `template` in `namespace`, from the API server's watch cache."""
+        items: list[dict[str, Any]] = []
+        token: str | None = ""
+        while token is not None:
+            page, _, token = self.list_page(template, namespace, selector, token)
+            items += page
+        return items
+
     def list_page(
         self,
         template: str,

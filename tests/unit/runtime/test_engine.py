@@ -1,0 +1,101 @@
+"""How the engine handles what a reconcile raises: a conflict is tried again at
+once without backoff, a write refused by the fence comes back while the replica
+still leads, a 404 on the status write forgets the task. No cluster: the
+controller and the API client are stand-ins."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from cronwarden.runtime.controller import NotActive, Result
+from cronwarden.runtime.engine import CONFLICT_RETRY, Engine
+from cronwarden.runtime.kube import ApiError
+from cronwarden.runtime.metrics import TaskMetrics
+from cronwarden.settings import Settings
+
+KEY = ("team-a", "backup")
+TASK = {"metadata": {"name": "backup", "namespace": "team-a", "uid": "u", "resourceVersion": "5"}}
+
+
+class Raises:
+    """A controller whose reconcile raises `error` (or returns an empty result)."""
+
+    def __init__(self, error: Exception | None) -> None:
+        self.error = error
+        self.forgotten: list[tuple[str, str]] = []
+
+    def reconcile(self, view: Any) -> Result:
+        if self.error is not None:
+            raise self.error
+        return Result()
+
+    def forget(self, key: tuple[str, str]) -> None:
+        self.forgotten.append(key)
+
+
+class NoApi:
+    """Nothing here may reach the API server."""
+
+    def post_event(self, *args: Any) -> None:
+        raise AssertionError("no Event is posted in these tests")
+
+
+class Leading:
+    def __init__(self, leading: bool) -> None:
+        self.leading = leading
+
+    def active(self) -> bool:
+        return False
+
+
+def engine(error: Exception | None, *, leading: bool | None = None) -> tuple[Engine, Raises]:
+    settings = Settings(namespaces=["team-a"], workers=1)
+    eng = Engine(settings, kube=NoApi(), metrics=TaskMetrics())  # type: ignore[arg-type]
+    controller = Raises(error)
+    eng.controller = controller  # type: ignore[assignment]
+    if leading is not None:
+        eng.elector = Leading(leading)  # type: ignore[assignment]
+    eng.cache.task_event(None, TASK)
+    return eng, controller
+
+
+def run(error: Exception | None, *, leading: bool | None = None) -> tuple[Engine, Raises]:
+    async def scenario() -> tuple[Engine, Raises]:
+        eng, controller = engine(error, leading=leading)
+        await eng.reconcile(asyncio.get_running_loop(), KEY)
+        return eng, controller
+
+    return asyncio.run(scenario())
+
+
+def test_a_conflict_is_retried_promptly_and_without_backoff() -> None:
+    eng, _ = run(ApiError(409, "Conflict", "the object has been modified"))
+    assert KEY in eng.queue._timers
+    assert eng.queue._failures == {}  # no error backoff accrues
+
+
+@pytest.mark.parametrize(("leading", "requeued"), [(True, True), (False, False)])
+def test_a_write_refused_by_the_fence_comes_back_while_still_leading(
+    leading: bool, requeued: bool
+) -> None:
+    eng, _ = run(NotActive(), leading=leading)
+    assert (KEY in eng.queue._timers) is requeued
+
+
+def test_a_404_on_the_status_write_forgets_the_task() -> None:
+    eng, controller = run(ApiError(404, "NotFound", "scheduledtasks.cronwarden.io not found"))
+    assert KEY not in eng.cache.tasks
+    assert controller.forgotten == [KEY]
+    assert KEY not in eng.queue._timers
+
+
+def test_other_errors_back_off() -> None:
+    eng, _ = run(ApiError(500, "InternalError", "etcd leader changed"))
+    assert eng.queue._failures == {KEY: 1}
+
+
+def test_the_conflict_delay_is_short() -> None:
+    assert CONFLICT_RETRY <= 0.5
