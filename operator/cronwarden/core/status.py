@@ -16,17 +16,14 @@ from cronwarden.api import models
 from cronwarden.api.models import LastRun, ScheduledTask, ScheduledTaskStatus
 from cronwarden.core import blocking, detection, schedule
 from cronwarden.core.conditions import LATE, Blockage, Conditions, Event, Problem
-from cronwarden.core.runs import (
-    Run,
+from cronwarden.core.recording import (
     advance,
-    describe,
     describe_vanished,
     new_runs,
-    parse_time,
-    run_of,
     vanished,
     watermark_of,
 )
+from cronwarden.core.runs import Run, describe, parse_time, run_of
 
 
 @dataclass(frozen=True)

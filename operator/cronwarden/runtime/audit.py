@@ -4,9 +4,9 @@ kopf lists again whenever a watch ends (410 Gone after a compaction, an API
 server restart, a cut connection), but hands the listed objects over one by one
 and never says that a listing is complete, so the objects that vanished in
 between would stay in the cache for good. The audit owns that part: it lists
-every scope of tasks, managed CronJobs and managed Jobs in pages, from the API
-server's watch cache (resourceVersion=0: no etcd read), applies what it finds
-and deletes what the listing lacks (runtime/cache.py: `listed`, `sweep`).
+every scope of tasks, managed CronJobs and managed Jobs in pages of 500 (served
+from the API server's watch cache, kube.list_page), applies what it finds and
+deletes what the listing lacks (runtime/cache.py: `listed`, `sweep`).
 
 It runs before the first reconcile of a term as the active replica (so no task
 is judged before its runs are known), every --audit-seconds, and a few seconds

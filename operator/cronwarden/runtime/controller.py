@@ -20,7 +20,8 @@ import pydantic
 from cronwarden.api.models import ScheduledTask, ScheduledTaskStatus
 from cronwarden.core import builder, monitor, tenancy
 from cronwarden.core.conditions import Event, Problem
-from cronwarden.core.runs import covered, run_of
+from cronwarden.core.recording import covered
+from cronwarden.core.runs import run_of
 from cronwarden.core.status import compute_status
 from cronwarden.runtime.cache import Body, Key, View, controller_uid
 from cronwarden.runtime.kube import ApiError, Kube

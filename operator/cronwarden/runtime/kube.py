@@ -207,19 +207,10 @@ class Kube:
             content_type="application/apply-patch+yaml",
         )
 
-    def list_all(self, template: str, namespace: str, selector: str = "") -> list[dict[str, Any]]:
-        """Every object at `template` (CRONJOBS, JOBS) in `namespace`, listed in pages."""
-        items: list[dict[str, Any]] = []
-        token: str | None = ""
-        while token is not None:
-            page, _, token = self.list_page(template, namespace, selector, token, cached=False)
-            items += page
-        return items
-
     def list_cached(
         self, template: str, namespace: str | None, selector: str = ""
     ) -> list[dict[str, Any]]:
-        """Every object at `template` in `namespace`, from the API server's watch cache."""
+        """Every object at `template` in `namespace`, in pages (see list_page)."""
         items: list[dict[str, Any]] = []
         token: str | None = ""
         while token is not None:
@@ -228,23 +219,20 @@ class Kube:
         return items
 
     def list_page(
-        self,
-        template: str,
-        namespace: str | None,
-        selector: str = "",
-        token: str = "",
-        *,
-        cached: bool = True,
+        self, template: str, namespace: str | None, selector: str = "", token: str = ""
     ) -> tuple[list[dict[str, Any]], str, str | None]:
         """One page of the objects at `template` in `namespace` (None: all namespaces):
-        (items, the list's resourceVersion, the token of the next page or None). The
-        first page of a `cached` list asks for resourceVersion=0: the API server
-        answers from its watch cache, without reading etcd."""
+        (items, the list's resourceVersion, the token of the next page or None).
+
+        A consistent list in pages of LIST_PAGE: since Kubernetes 1.31 the API server
+        serves it from its watch cache (after asking etcd for its current revision
+        only) and the later pages from a snapshot of that cache, so it reads no
+        objects from etcd. resourceVersion=0 would be served from the cache too, but
+        ignores `limit`: one answer with every object, which at 10,000 tasks is tens
+        of megabytes to parse at once."""
         query = {"limit": str(LIST_PAGE)}
         if token:
             query["continue"] = token
-        elif cached:
-            query["resourceVersion"] = "0"
         if selector:
             query["labelSelector"] = selector
         page = self.request("GET", collection(template, namespace), query=query)

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from cronwarden.api.models import Watermark
-from cronwarden.core.runs import advance, covered, new_runs, run_of, scheduled_from_name
+from cronwarden.core.recording import advance, covered, new_runs
+from cronwarden.core.runs import run_of, scheduled_from_name
 from cronwarden.core.status import compute_status
 from tests.unit.factories import job, task
 
