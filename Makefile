@@ -126,8 +126,12 @@ tools: ## Build the pinned control plane, kwok, helm, promtool, prometheus, aler
 cluster-tools: ## Build only what the local control plane needs: kubernetes, etcd and kwok (cached).
 	hack/build-tools.sh $(CLUSTER_TOOLS)
 
+# REAL_NODE=1 also joins a real node (kubelet, containerd, runc) next to the kwok nodes.
+REAL_NODE ?= 0
+export REAL_NODE
+
 .PHONY: cluster-up
-cluster-up: cluster-tools ## Start the local control plane (kwokctl binary runtime, kwok nodes).
+cluster-up: cluster-tools $(if $(filter 1,$(REAL_NODE)),real-node-prereqs) ## Start the local control plane (kwok nodes; REAL_NODE=1 adds a real node).
 	hack/cluster.sh up
 
 .PHONY: cluster-down
@@ -141,6 +145,27 @@ cluster-status: ## Show whether the local control plane runs, its versions and n
 .PHONY: clean
 clean: cluster-down ## Delete the local cluster, .state and .venv (the tools cache stays).
 	rm -rf $(STATE_DIR) $(VENV)
+
+##@ Real node (images without a registry, a kubelet with containerd)
+
+.PHONY: real-node-deps
+real-node-deps: ## Install the Debian packages for the images and the real node (containerd, runc, CNI, buildah, mmdebstrap).
+	hack/real-node.sh deps
+
+.PHONY: images
+images: real-node-deps ## Build the base, operator (Dockerfile), job and pause images with mmdebstrap and buildah (cached by inputs).
+	hack/images.sh
+
+.PHONY: real-node-tools
+real-node-tools: ## Build the kubelet and kube-proxy from the pinned Kubernetes release (cached).
+	hack/build-tools.sh kubelet
+
+.PHONY: real-node-prereqs
+real-node-prereqs: real-node-deps images real-node-tools ## Everything `make cluster-up REAL_NODE=1` needs.
+
+.PHONY: real-node-status
+real-node-status: ## Show the real node's processes and its Node.
+	hack/real-node.sh status
 
 ##@ Benchmarks
 

@@ -31,8 +31,9 @@ state=${STATE_DIR:-$root/.state}
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
 export GOCACHE=$cache/go-build
 all_tools=(kubernetes etcd kwok helm promtool prometheus alertmanager kstatus)
-# Built only when asked for by name (crane: `make pin-base-image`).
-on_demand_tools=(crane)
+# Built only when asked for by name (crane: `make pin-base-image`; kubelet:
+# `make real-node-tools`).
+on_demand_tools=(crane kubelet)
 tools=("${@:-${all_tools[@]}}")
 
 # The module a tool is built from.
@@ -41,8 +42,9 @@ tool_dir() { if [ "$1" = kstatus ]; then echo "$root/hack/kstatus"; else echo "$
 mod_version() { (cd "$root/hack/tools/$1" && go list -m -f '{{.Version}}' "$2"); }
 mod_time() { (cd "$root/hack/tools/$1" && go list -m -f '{{.Time.UTC.Format "2006-01-02T15:04:05Z"}}' "$2"); }
 
-build_kubernetes() {
-  local out=$1 v major minor date ld=()
+# The -X flags that stamp a Kubernetes binary with the pinned release's version.
+kube_ldflags() {
+  local v major minor date ld=()
   v=$(mod_version kubernetes k8s.io/kubernetes)
   major=${v#v}; major=${major%%.*}
   minor=${v#v"$major".}; minor=${minor%%.*}
@@ -52,9 +54,24 @@ build_kubernetes() {
     ld+=("-X $pkg.gitVersion=$v" "-X $pkg.gitMajor=$major" "-X $pkg.gitMinor=$minor"
       "-X $pkg.gitCommit=$v" "-X $pkg.gitTreeState=clean" "-X $pkg.buildDate=$date")
   done
-  go build -trimpath -ldflags "-s -w ${ld[*]}" -o "$out/" \
+  echo "-s -w ${ld[*]}"
+}
+
+build_kubernetes() {
+  go build -trimpath -ldflags "$(kube_ldflags)" -o "$1/" \
     k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
     k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
+}
+
+# The real node's kubelet and kube-proxy (hack/real-node.sh), from the same release
+# as the control plane (hack/tools/kubelet/go.mod repeats its pins).
+build_kubelet() {
+  if [ "$(mod_version kubelet k8s.io/kubernetes)" != "$(mod_version kubernetes k8s.io/kubernetes)" ]; then
+    echo "build-tools: hack/tools/kubelet and hack/tools/kubernetes pin different Kubernetes releases" >&2
+    return 1
+  fi
+  go build -trimpath -ldflags "$(kube_ldflags)" -o "$1/" \
+    k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy
 }
 
 build_etcd() {

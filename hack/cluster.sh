@@ -9,6 +9,10 @@
 # Env:   STATE_DIR      project state (default ./.state); kubeconfig at $STATE_DIR/kubeconfig
 #        CLUSTER_NAME   kwokctl cluster name (default cronwarden)
 #        CLUSTER_NODES  number of fake nodes (default 2)
+#        REAL_NODE=1    also join a real node (hack/real-node.sh: kubelet, containerd,
+#                       runc); the API server then listens on every address of the
+#                       host, since the kubernetes Service's endpoint (the host's
+#                       address) must reach it from pods. `down` removes the node.
 #        STOP_GRACE_SECONDS  stop-component and down send SIGTERM, then SIGKILL after
 #                       this long (default 10), as the kubelet does after a grace period
 #
@@ -39,6 +43,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 state=${STATE_DIR:-$root/.state}
 name=${CLUSTER_NAME:-cronwarden}
 nodes=${CLUSTER_NODES:-2}
+real_node=${REAL_NODE:-0}
 bin=$state/bin
 kubeconfig=$state/kubeconfig
 export KWOK_WORKDIR=$state/kwok
@@ -142,6 +147,7 @@ up() {
   if running; then
     echo "cluster: '$name' is already running; kubeconfig: $kubeconfig"
     start_supervisor
+    if [ "$real_node" = 1 ]; then "$root/hack/real-node.sh" up; fi
     return
   fi
   # A cluster left half-created or stopped by a reboot is recreated from scratch.
@@ -156,7 +162,25 @@ apiVersion: config.kwok.x-k8s.io/v1alpha1
 kind: KwokctlConfiguration
 options:
   bindAddress: 127.0.0.1
+  # The kubernetes Service's ClusterIP (kube-apiserver's default range), which
+  # pods on a real node connect to.
+  kubeApiserverCertSANs: ["10.0.0.1"]
 EOF
+    if [ "$real_node" = 1 ]; then
+      cat <<EOF
+componentsPatches:
+- name: kube-apiserver
+  extraArgs:
+  - {key: bind-address, value: 0.0.0.0, override: true}
+  # kubectl logs/exec reach the kubelet at its InternalIP (its hostname resolves nowhere).
+  - {key: kubelet-preferred-address-types, value: InternalIP}
+# kwok simulates only its own nodes, not the real one.
+- name: kwok-controller
+  extraArgs:
+  - {key: manage-all-nodes, value: "false", override: true}
+  - {key: manage-nodes-with-annotation-selector, value: kwok.x-k8s.io/node=fake}
+EOF
+    fi
     for f in "$state"/kwok-stages/*.yaml; do echo "---"; cat "$f"; done
   } >"$config"
   echo "cluster: creating '$name' (kwokctl's log: $kwokctl_log)"
@@ -183,10 +207,13 @@ EOF
   done
   start_supervisor
   echo "cluster: '$name' up in $(($(date +%s) - start))s with $nodes kwok node(s)"
+  if [ "$real_node" = 1 ]; then "$root/hack/real-node.sh" up; fi
   echo "cluster: export KUBECONFIG=$kubeconfig"
 }
 
 down() {
+  # The real node first: it drains its pods through the API server.
+  if [ -d "$state/real-node" ]; then "$root/hack/real-node.sh" down; fi
   stop_supervisor
   if [ -x "$bin/kwokctl" ]; then
     kwokctl_logged --name "$name" delete cluster || true
