@@ -138,7 +138,7 @@ NAMESPACED_RULES = {
     ("cronwarden.io", "scheduledtasks/finalizers"): ["update"],
     ("batch", "cronjobs"): ["get", "list", "watch", "create", "patch"],
     ("batch", "jobs"): ["list", "watch"],
-    ("", "events"): ["create", "patch", "get"],
+    ("", "events"): ["create", "patch", "get", "list", "watch"],
 }
 
 

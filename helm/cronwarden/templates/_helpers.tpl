@@ -123,10 +123,12 @@ all-namespaces mode, cluster-wide). Why each one is needed is in the chart READM
   verbs: [list, watch]
 # Record run results, missed runs and drift as Events on the tasks, aggregated as
 # client-go's recorder does: one Event per task and reason whose count is patched,
-# read back after a restart to continue its count.
+# read back after a restart to continue its count. List and watch only the Job
+# controller's FailedCreate Events (a field selector on the server): they quote why
+# the API server refuses a run's pods (Blocked, reason PodsNotAdmitted).
 - apiGroups: [""]
   resources: [events]
-  verbs: [create, patch, get]
+  verbs: [create, patch, get, list, watch]
 {{- end }}
 
 {{/* Timings of a probe, from its values block. */}}

@@ -456,6 +456,15 @@ class ScheduledTaskStatus(StatusModel):
             description="The schedule and time zone that slots are judged against, and since when."
         ),
     ] = None
+    apply_warnings: Annotated[
+        list[Annotated[str, Field(max_length=1024)]],
+        Field(
+            max_length=10,
+            description="Warnings the API server returned for the last apply of the CronJob "
+            "(Pod Security admission's warn mode, deprecated fields), at most 10; empty "
+            "when that apply drew none.",
+        ),
+    ] = []
     conditions: Annotated[
         list[Condition],
         Field(description="Ready, Late, Blocked, Failing, Stale, LongRunning and Suspended."),

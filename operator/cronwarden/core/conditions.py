@@ -35,15 +35,20 @@ class Problem:
 class Blockage:
     """Why earlier runs keep the task's slots from running (Blocked=True)."""
 
-    reason: Literal["RunStillActive", "RunsReplaced"]
+    reason: Literal["RunStillActive", "RunsReplaced", "PodsNotAdmitted"]
     message: str
 
 
 @dataclass(frozen=True)
 class Event:
+    """An Event to post on the task. Repeats of one reason are aggregated into one
+    Event object; `distinct` Events are aggregated per (reason, message) instead, so
+    that different texts under one reason are each kept."""
+
     type: Literal["Normal", "Warning"]
     reason: str
     message: str
+    distinct: bool = False
 
 
 def condition(
@@ -161,6 +166,12 @@ class Conditions:
     def blocked(self, blockage: Blockage | None, events: list[Event], *, suspended: bool) -> None:
         if suspended:
             self.set(BLOCKED, False, "Suspended", "spec.suspend is true: slots are not judged")
+        elif blockage is not None and blockage.reason == "PodsNotAdmitted":
+            # Once per episode of refused pods, also when the task was Blocked already.
+            old = next((c for c in self.previous if c.type == BLOCKED), None)
+            self.set(BLOCKED, True, blockage.reason, blockage.message)
+            if old is None or (old.status, old.reason) != ("True", blockage.reason):
+                events.append(Event("Warning", "PodsNotAdmitted", blockage.message))
         elif blockage is not None:
             if self.set(BLOCKED, True, blockage.reason, blockage.message):
                 events.append(Event("Warning", "Blocked", blockage.message))

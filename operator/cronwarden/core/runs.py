@@ -29,6 +29,11 @@ class Run:
     message: str | None = None
     created: datetime | None = None
     triggered_by: str | None = None  # set for a manual run: who asked for it, if known
+    uid: str = ""
+    # Pods the Job controller counts for the Job (active, ready, terminating, finished,
+    # and those it has not counted yet); None until it has written its counts.
+    pods: int | None = None
+    suspended: bool = False  # the Job's spec.suspend (its Suspended condition)
 
     @property
     def manual(self) -> bool:
@@ -54,6 +59,19 @@ def parse_time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
 
 
+def pod_count(status: dict[str, Any]) -> int | None:
+    """The pods the Job controller counts for a Job, or None while it has not written
+    its counts (status.ready is always written from its first sync on)."""
+    if "ready" not in status:
+        return None
+    counted = sum(
+        int(status.get(field) or 0)
+        for field in ("active", "terminating", "succeeded", "failed")  # ready is in active
+    )
+    uncounted = status.get("uncountedTerminatedPods") or {}
+    return counted + len(uncounted.get("succeeded") or []) + len(uncounted.get("failed") or [])
+
+
 def run_of(job: dict[str, Any]) -> Run:
     meta = job.get("metadata", {})
     status = job.get("status") or {}
@@ -62,20 +80,18 @@ def run_of(job: dict[str, Any]) -> Run:
     start = parse_time(status.get("startTime"))
     created = parse_time(meta.get("creationTimestamp"))
     who = annotations.get(TRIGGERED_BY_ANNOTATION) if scheduled is None else None
+    job_facts: dict[str, Any] = {
+        "created": created,
+        "triggered_by": who,
+        "uid": str(meta.get("uid") or ""),
+        "pods": pod_count(status),
+    }
     for cond in status.get("conditions") or []:
         if cond.get("status") != "True":
             continue
         if cond.get("type") == "Complete":
             finished = parse_time(status.get("completionTime") or cond.get("lastTransitionTime"))
-            return Run(
-                meta["name"],
-                scheduled,
-                start,
-                finished,
-                "Succeeded",
-                created=created,
-                triggered_by=who,
-            )
+            return Run(meta["name"], scheduled, start, finished, "Succeeded", **job_facts)
         if cond.get("type") == "Failed":
             return Run(
                 meta["name"],
@@ -85,10 +101,11 @@ def run_of(job: dict[str, Any]) -> Run:
                 "Failed",
                 cond.get("reason"),
                 cond.get("message"),
-                created,
-                who,
+                **job_facts,
             )
-    return Run(meta["name"], scheduled, start, None, "Running", created=created, triggered_by=who)
+        if cond.get("type") == "Suspended":
+            job_facts["suspended"] = True
+    return Run(meta["name"], scheduled, start, None, "Running", **job_facts)
 
 
 def scheduled_from_name(job: str) -> datetime | None:

@@ -1,20 +1,22 @@
 """A task's status as a pure function of (task, CronJob, Jobs, now).
 
 The steps: record the runs that finished (runs.py), parse the schedule, judge
-the due slots (detection.py) and the runs that hold them back (blocking.py), set
-the conditions (conditions.py), and say when the status can next change by time
-alone. docs/detection.md explains the rules.
+the due slots (detection.py), the runs that hold them back (blocking.py) and the
+runs whose pods are refused (admission.py), set the conditions (conditions.py),
+pass on the API server's warnings (apiwarnings.py), and say when the status can
+next change by time alone. docs/detection.md explains the rules.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cronwarden.api import models
 from cronwarden.api.models import LastRun, ScheduledTask, ScheduledTaskStatus
-from cronwarden.core import blocking, detection, schedule
+from cronwarden.core import admission, apiwarnings, blocking, detection, schedule
 from cronwarden.core.conditions import LATE, Blockage, Conditions, Event, Problem
 from cronwarden.core.recording import (
     advance,
@@ -36,6 +38,7 @@ class Outcome:
     recorded: list[Run] = field(default_factory=list)
     wake_at: datetime | None = None
     oldest_active: datetime | None = None
+    not_admitted: int = 0  # active runs whose pods are refused (core/admission.py)
 
 
 def compute_status(
@@ -44,8 +47,15 @@ def compute_status(
     jobs: list[dict[str, Any]],
     now: datetime,
     problem: Problem | None = None,
+    *,
+    refusals: Mapping[str, str] | None = None,
+    warnings: list[str] | None = None,
 ) -> Outcome:
-    """A pure function of (task with its previous status, CronJob, Jobs, now)."""
+    """A pure function of (task with its previous status, CronJob, Jobs, now), plus
+    what the API server said: `refusals`, the FailedCreate message of each Job (by
+    uid) whose pods it refused, and `warnings`, its warnings on the CronJob's apply
+    in this reconcile (None: nothing was applied)."""
+    refusals = refusals or {}
     now = now.astimezone(UTC).replace(microsecond=0)
     prev = task.status
     spec = task.spec
@@ -181,6 +191,12 @@ def compute_status(
         blocked_at = blocking.blocked_at(sched, runs, threshold, grace)
     elif not spec.suspend and policy == "Replace" and replaced_in_a_row >= threshold:
         blockage = blocking.replace(replaced_in_a_row, runs, last_run)
+    # Runs whose pods the API server refuses, under any policy: the cause comes first.
+    unadmitted = [] if spec.suspend else admission.not_admitted(runs, refusals, now, grace)
+    if unadmitted:
+        blockage = admission.blockage(unadmitted, now, grace)
+    if not spec.suspend:
+        blocked_at += admission.deadlines(runs, refusals, grace)
 
     # 4. Conditions.
     # Late from a missed slot until a run that started at or after it succeeds.
@@ -209,6 +225,8 @@ def compute_status(
     cond.stale(deadline, now, last_success, events)
     cond.long_running(overdue, run_limit, events)
     cond.suspended(bool(spec.suspend))
+    apply_warnings, warned = apiwarnings.record(prev.apply_warnings, warnings)
+    events += warned
 
     status = ScheduledTaskStatus(
         observed_generation=task.generation,
@@ -230,6 +248,7 @@ def compute_status(
         failed=failed,
         unknown=unknown,
         judging=judging,
+        apply_warnings=apply_warnings,
         conditions=cond.done(),
     )
     wake = detection.wake_at(
@@ -244,7 +263,7 @@ def compute_status(
     )
     # Pending Jobs count from their creation: a Job that never starts is visible too.
     since = [r.since for r in runs if r.result == "Running" and r.since is not None]
-    return Outcome(status, events, recorded, wake, min(since, default=None))
+    return Outcome(status, events, recorded, wake, min(since, default=None), len(unadmitted))
 
 
 def describe_missed(slots: list[datetime], grace: timedelta) -> str:

@@ -46,7 +46,15 @@ def explain(task: dict[str, Any]) -> list[str]:
             f"succeeds; `kubectl cronwarden trigger {name}` starts one now."
         )
     if true("Blocked"):
-        if conds["Blocked"].get("reason") == "RunsReplaced":
+        if conds["Blocked"].get("reason") == "PodsNotAdmitted":
+            hint = (
+                "The API server refuses the pods of the run's Job (Pod Security, a "
+                "ResourceQuota, a LimitRange, a webhook): change the pod template or the "
+                "namespace's policy. A Job keeps the template it was created with: delete it "
+                "once the template is fixed (the Job controller retries by itself after a "
+                "policy change)."
+            )
+        elif conds["Blocked"].get("reason") == "RunsReplaced":
             hint = (
                 "With concurrencyPolicy Replace each run is stopped when the next slot "
                 "comes: the runs take longer than the schedule leaves them."
@@ -77,6 +85,8 @@ def explain(task: dict[str, Any]) -> list[str]:
         out.append(
             "Healthy: the CronJob is in sync, and the task is not Late, Blocked, Failing or Stale."
         )
+    for text in (task.get("status") or {}).get("applyWarnings") or []:
+        out.append(f"API server warning on the CronJob's last apply: {text}")
     return out
 
 

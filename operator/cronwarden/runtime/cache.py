@@ -157,6 +157,8 @@ class View:
     rank: int = 0  # position among the namespace's tasks, oldest first
     # Monitor mode: the referenced CronJob and its Jobs (runtime/monitors.py).
     monitored: tuple[Body | None, list[Body]] | None = None
+    # Why the API server refuses the pods of these Jobs, by Job uid (runtime/refusals.py).
+    refusals: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

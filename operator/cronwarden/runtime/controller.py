@@ -146,6 +146,7 @@ class Controller:
         desired = builder.build_cronjob(task)
         live = view.cronjob
         events: list[Event] = []
+        warnings: list[str] | None = None  # the API server's, when the CronJob is applied
         problem = tenancy.refusal(namespace, view.rank, self.excluded, self.max_per_namespace)
         if problem is not None:
             live = None
@@ -158,7 +159,7 @@ class Controller:
             live = None
             result.wake_at = self.clock() + NOT_OWNED_RECHECK
         elif not self.is_in_sync(view.key, desired, live):
-            live, problem = self.apply(task, desired, live, events)
+            live, problem, warnings = self.apply(task, desired, live, events)
             result.cronjob = live
 
         # 4. The runs: Jobs controlled by this task's CronJob (live, or deleted since).
@@ -166,7 +167,9 @@ class Controller:
         jobs = view.jobs if uid is not None and uid == _uid(view.cronjob) else []
 
         # 5. Compute the status; write it only when it changed.
-        outcome = compute_status(task, live, jobs, self.clock(), problem)
+        outcome = compute_status(
+            task, live, jobs, self.clock(), problem, refusals=view.refusals, warnings=warnings
+        )
         status = outcome.status
         events.extend(outcome.events)
         status_changed = status != task.status
@@ -219,7 +222,7 @@ class Controller:
         elif cronjob is not None:
             spec = monitor.effective_spec(task.spec, cronjob)
             judged = task.model_copy(update={"spec": spec})
-        outcome = compute_status(judged, cronjob, jobs, now, problem)
+        outcome = compute_status(judged, cronjob, jobs, now, problem, refusals=view.refusals)
         events.extend(outcome.events)
         result = Result(wake_at=outcome.wake_at)
         if outcome.status != task.status:
@@ -245,25 +248,26 @@ class Controller:
 
     def apply(
         self, task: ScheduledTask, desired: Body, live: Body | None, events: list[Event]
-    ) -> tuple[Body | None, Problem | None]:
-        """Create the CronJob (live None) or update ours; returns the stored object."""
+    ) -> tuple[Body | None, Problem | None, list[str] | None]:
+        """Create the CronJob (live None) or update ours; returns the stored object (the
+        live one when refused), why it was refused, and the API server's warnings."""
         self.fence()
         # On update the uid is a precondition: the apply cannot touch a CronJob that
         # replaced ours since the cache saw it (the API server refuses a uid change).
         uid = live["metadata"]["uid"] if live is not None else None
         try:
-            stored = self.kube.apply_cronjob(desired, uid)
+            stored, warnings = self.kube.apply_cronjob(desired, uid)
         except ApiError as err:
             if err.retryable or (live is not None and "uid" in err.message):
                 raise
-            return live, problem_from_apply(err)
+            return live, problem_from_apply(err), None
         key = (task.namespace, task.name)
         self.applied[key] = (builder.desired_hash(desired), generation(stored))
         drift = self.drift(task, desired, live, stored)
         if drift:
             events.append(Event("Normal", "DriftCorrected", drift))
         log.info("applied CronJob %s/%s", task.namespace, desired["metadata"]["name"])
-        return stored, None
+        return stored, None, warnings
 
     def drift(
         self, task: ScheduledTask, desired: Body, live: Body | None, stored: Body

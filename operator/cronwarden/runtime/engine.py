@@ -27,6 +27,7 @@ from cronwarden.runtime.leader import LeaderElector, LeaseConfig
 from cronwarden.runtime.metrics import TaskMetrics
 from cronwarden.runtime.monitors import MONITOR_POLL, Monitors, reference
 from cronwarden.runtime.queue import WorkQueue
+from cronwarden.runtime.refusals import Refusals
 from cronwarden.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ class Engine:
         self._audit_lock = asyncio.Lock()
         self.monitors = Monitors()
         self._polling: dict[str, asyncio.Lock] = {}
+        self.refusals = Refusals()
 
     def active(self) -> bool:
         return self.elector.active() if self.elector is not None else bool(self._workers)
@@ -251,13 +253,24 @@ class Engine:
         if type_ is None:
             self.request_audit()
         self.cache.job_event(type_, body)
-        self._enqueue(body, task)
+        key = self._enqueue(body, task)
+        self.refusals.job(type_, body, key)
 
-    def _enqueue(self, body: Body, task: str | None) -> None:
+    def refusal_event(self, type_: str | None, body: Body) -> None:
+        """A FailedCreate Event on a Job: why the API server refuses its pods."""
+        if not self.settings.watches(body["metadata"].get("namespace", "")):
+            return
+        key = self.refusals.event(type_, body)
+        if key is not None and key in self.cache.tasks:
+            self.queue.add(key)
+
+    def _enqueue(self, body: Body, task: str | None) -> Key | None:
         # The task label only routes the event; ownership is decided by uid.
         namespace = (body.get("metadata") or {}).get("namespace")
         if task and namespace and (namespace, task) in self.cache.tasks:
             self.queue.add((namespace, task))
+            return (namespace, task)
+        return None
 
     # Work
 
@@ -307,6 +320,9 @@ class Engine:
                 if view.monitored is None:  # the namespace could not be read yet
                     self.queue.retry(key)
                     return
+                view.refusals = self.refusals.of(view.monitored[1])
+            else:
+                view.refusals = self.refusals.of(view.jobs)
             result = await loop.run_in_executor(self._executor, self.controller.reconcile, view)
         except NotActive:
             if self.elector is not None and self.elector.leading:

@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 # Events waiting to be posted at most (a burst of 10,000 runs fits).
 MAX_PENDING = 10_000
 
-Post = Callable[[Body, str, str, str], None]
+Post = Callable[[Body, str, str, str, bool], None]  # (object, type, reason, message, distinct)
 
 
 class EventQueue:
@@ -71,6 +71,6 @@ class EventQueue:
                 obj, event = self._pending.popleft()
             if self._active():
                 try:
-                    self._post(obj, event.type, event.reason, event.message)
+                    self._post(obj, event.type, event.reason, event.message, event.distinct)
                 except Exception:  # never let one Event stop the others
                     log.exception("posting Event %s failed", event.reason)

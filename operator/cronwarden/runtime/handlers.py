@@ -2,7 +2,8 @@
 event to it. Nothing here decides anything.
 
 ScheduledTasks are watched in the operator's namespaces; CronJobs and Jobs only
-where labelled app.kubernetes.io/managed-by=cronwarden, selected on the server.
+where labelled app.kubernetes.io/managed-by=cronwarden, selected on the server;
+Events only the Job controller's FailedCreate on Jobs, selected on the server too.
 No per-object timers or change-detection handlers are used, so kopf adds no
 finalizers and writes nothing to the task besides the status the controller
 computes.
@@ -20,6 +21,7 @@ from cronwarden.core.builder import MANAGED_BY, MANAGED_BY_LABEL, TASK_LABEL
 from cronwarden.runtime.engine import Engine
 from cronwarden.runtime.kube import Kube, in_cluster, load_api_client
 from cronwarden.runtime.metrics import TaskMetrics, serve
+from cronwarden.runtime.refusals import FIELD_SELECTOR
 from cronwarden.settings import LIST_CHUNK_SIZE, Settings
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     managed = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
     settings.watching.label_selectors["batch", "cronjobs"] = managed
     settings.watching.label_selectors["batch", "jobs"] = managed
+    # Only the Job controller's refusals of pods (runtime/refusals.py).
+    settings.watching.field_selectors["v1", "events"] = FIELD_SELECTOR
     metrics = TaskMetrics()
     if config.metrics_port:
         serve(metrics, config.bind_address, config.metrics_port)
@@ -78,3 +82,8 @@ async def cronjob_event(event: kopf.RawEvent, labels: Any, memo: Any, **_: Any) 
 @kopf.on.event("batch", "v1", "jobs")
 async def job_event(event: kopf.RawEvent, labels: Any, memo: Any, **_: Any) -> None:
     memo.engine.job_event(event.get("type"), event["object"], labels.get(TASK_LABEL))
+
+
+@kopf.on.event("v1", "events")
+async def refusal_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
+    memo.engine.refusal_event(event.get("type"), event["object"])

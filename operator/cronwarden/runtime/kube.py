@@ -25,7 +25,7 @@ from kubernetes import client, config
 from cronwarden import __version__
 from cronwarden.api import models
 from cronwarden.core.builder import FIELD_MANAGER
-from cronwarden.wire import send
+from cronwarden.wire import send, warnings
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +135,18 @@ class Kube:
         query: dict[str, str] | None = None,
         content_type: str = "application/json",
     ) -> dict[str, Any]:
+        return self.exchange(method, path, body=body, query=query, content_type=content_type)[0]
+
+    def exchange(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        query: dict[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> tuple[dict[str, Any], list[str]]:
+        """A request: the answer's object, and the texts of its Warning headers."""
         try:
             response, data = send(
                 self.api,
@@ -157,7 +169,7 @@ class Kube:
                 str(payload.get("message") or data[:500]),
                 retry_after(response.getheader("Retry-After")),
             )
-        return payload
+        return payload, warnings(response.headers)
 
     def _count(self, method: str, path: str, status: int) -> None:
         if self.on_request is not None:
@@ -192,14 +204,18 @@ class Kube:
     def get_cronjob(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self.get(f"{CRONJOBS.format(ns=namespace)}/{quote(name)}")
 
-    def apply_cronjob(self, cronjob: dict[str, Any], uid: str | None) -> dict[str, Any]:
-        """Server-side apply. With `uid` (an update), the uid is a precondition: if the
-        CronJob of that name is another object now, the API server refuses the apply
-        ("field is immutable") and changes nothing. Without it, the apply creates the
-        CronJob; the caller has made sure the name was free."""
+    def apply_cronjob(
+        self, cronjob: dict[str, Any], uid: str | None
+    ) -> tuple[dict[str, Any], list[str]]:
+        """Server-side apply; returns the stored CronJob and the API server's warnings
+        about it (Pod Security's warn mode, deprecated fields). With `uid` (an update),
+        the uid is a precondition: if the CronJob of that name is another object now,
+        the API server refuses the apply ("field is immutable") and changes nothing.
+        Without it, the apply creates the CronJob; the caller has made sure the name
+        was free."""
         meta = cronjob["metadata"]
         body = {**cronjob, "metadata": {**meta, "uid": uid}} if uid else cronjob
-        return self.request(
+        return self.exchange(
             "PATCH",
             f"{CRONJOBS.format(ns=meta['namespace'])}/{quote(meta['name'])}",
             body=body,
@@ -266,16 +282,21 @@ class Kube:
 
     # Events
 
-    def post_event(self, obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
+    def post_event(
+        self, obj: dict[str, Any], type_: str, reason: str, message: str, distinct: bool = False
+    ) -> None:
         """Record a core/v1 Event on `obj`, as `kubectl describe` shows them.
 
         Repeats are aggregated as client-go's recorder does: one Event object per
         (object, type, reason), with a fixed name, whose `count`, `lastTimestamp` and
         message are updated; so a task that runs every minute keeps one RunSucceeded
-        object, not one per run. An Event is best effort: it never fails a reconcile."""
+        object, not one per run. A `distinct` Event is aggregated per (object, type,
+        reason, message): each text its own object. An Event is best effort: it never
+        fails a reconcile."""
         meta = obj["metadata"]
         ns = meta["namespace"]
-        digest = hashlib.sha256(f"{meta.get('uid')}/{type_}/{reason}".encode()).hexdigest()
+        series = f"{meta.get('uid')}/{type_}/{reason}" + (f"/{message}" if distinct else "")
+        digest = hashlib.sha256(series.encode()).hexdigest()
         name = f"{meta['name']}.{digest[:16]}"
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         path = f"{EVENTS.format(ns=ns)}/{name}"

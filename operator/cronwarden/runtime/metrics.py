@@ -53,6 +53,7 @@ class Snapshot:
     status: ScheduledTaskStatus
     created: datetime | None
     oldest_active: datetime | None
+    not_admitted: int = 0
 
 
 # A family's samples for one task: (extra label values, value); none means absent.
@@ -171,8 +172,15 @@ FAMILIES = [
     Family(
         "blocked",
         "gauge",
-        "1 when an earlier run keeps the task's slots from running.",
+        "1 when an earlier run keeps the task's slots from running, or a run's pods are refused.",
         condition("Blocked"),
+    ),
+    Family(
+        "runs_not_admitted",
+        "gauge",
+        "Active runs whose Job has no pod because the API server refuses its pods "
+        "(FailedCreate), or that had none for longer than the grace; 0 while suspended.",
+        lambda s: one(s.not_admitted),
     ),
     Family(
         "failing", "gauge", "1 when consecutive failures reached the limit.", condition("Failing")
@@ -376,6 +384,7 @@ class TaskMetrics:
             outcome.status,
             parse_time(task.metadata.get("creationTimestamp")),
             outcome.oldest_active,
+            outcome.not_admitted,
         )
         lines = render(*key, snap)
         with self._lock:

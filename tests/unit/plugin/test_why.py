@@ -67,6 +67,42 @@ def test_blocked_by_replace() -> None:
     assert "longer than the schedule" in text
 
 
+NOT_ADMITTED = cond(
+    "Blocked",
+    "True",
+    "PodsNotAdmitted",
+    "Job backup-29400 has no pod: the API server refuses its pods: Error creating: pods "
+    '"backup-29400-x7k2p" is forbidden: violates PodSecurity "restricted:latest": '
+    'privileged (container "main" must not set securityContext.privileged=true)',
+)
+POD_SECURITY_WARNING = (
+    'would violate PodSecurity "restricted:latest": privileged (container "main" must not '
+    "set securityContext.privileged=true)"
+)
+
+
+def test_blocked_by_refused_pods_quotes_the_refusal_and_says_what_to_change() -> None:
+    text = explained(NOT_ADMITTED)
+    assert (
+        "Blocked: Job backup-29400 has no pod: the API server refuses its pods: Error creating: "
+        'pods "backup-29400-x7k2p" is forbidden: violates PodSecurity'
+    ) in text
+    assert "(reason PodsNotAdmitted)" in text
+    assert "change the pod template or the namespace's policy" in text
+    assert "Forbid" not in text  # not the hint for a run that does not end
+
+
+def test_apply_warnings_are_a_line_each_after_the_verdict() -> None:
+    status = {"conditions": HEALTHY, "applyWarnings": [POD_SECURITY_WARNING, "deprecated x"]}
+    lines = explain(task(status=status))
+    assert lines[0].startswith("Healthy")
+    assert lines[1:] == [
+        f"API server warning on the CronJob's last apply: {POD_SECURITY_WARNING}",
+        "API server warning on the CronJob's last apply: deprecated x",
+    ]
+    assert POD_SECURITY_WARNING in render(task(status=status), [], [], NOON)
+
+
 def test_failing_names_the_last_failed_job() -> None:
     text = explained(FAILING)
     assert "Failing: 2 failed run(s) in a row, limit 1; last: Job backup-29401 failed" in text
