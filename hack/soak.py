@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -23,7 +24,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bench  # hack/bench.py: cluster, operator and apply helpers
+from harness import setup
+from harness.load import NAMESPACES, NS_TASKS, apply_chunked, task
+from harness.measure import proc_cpu_seconds, proc_memory
+from harness.report import soak_report
+from harness.setup import OUT_DIR, ROOT, STATE_DIR, BenchError, Operator, kubectl, log
 
 
 def slope_mb_per_hour(samples: list[tuple[float, int]]) -> float:
@@ -41,7 +46,7 @@ def slope_mb_per_hour(samples: list[tuple[float, int]]) -> float:
 
 
 def runs_recorded(kc: Path) -> int:
-    out = bench.kubectl(kc, "-n", bench.NS_TASKS, "get", "st", "-o", "json", timeout=120)
+    out = kubectl(kc, "-n", NS_TASKS, "get", "st", "-o", "json", timeout=120)
     return sum(((t.get("status") or {}).get("succeeded") or 0) for t in json.loads(out)["items"])
 
 
@@ -51,19 +56,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--minutes", type=float, default=30, help="how long they run")
     p.add_argument("--warmup-minutes", type=float, default=5, help="left out of the slope")
     p.add_argument("--sample-seconds", type=float, default=30, help="RSS sampling period")
-    p.add_argument("--operator-root", type=Path, default=bench.ROOT)
+    p.add_argument("--operator-root", type=Path, default=ROOT)
     p.add_argument("--kubeconfig", type=Path, help="a running cluster (default: .state's)")
     p.add_argument("--json", type=Path, help="output (default .state/bench/soak-N.json)")
     args = p.parse_args(argv)
     args.operator_root = args.operator_root.resolve()
-    args.json = args.json or bench.OUT_DIR / f"soak-{args.tasks}.json"
+    args.json = args.json or OUT_DIR / f"soak-{args.tasks}.json"
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    bench.OUT_DIR.mkdir(parents=True, exist_ok=True)
-    kc = args.kubeconfig or bench.STATE_DIR / "kubeconfig"
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    kc = args.kubeconfig or STATE_DIR / "kubeconfig"
     started_cluster = False
     r: dict[str, Any] = {
         "meta": {
@@ -78,61 +83,40 @@ def main(argv: list[str] | None = None) -> int:
     }
     op = None
     try:
-        if not bench.cluster_ready(kc):
-            if args.kubeconfig:
-                raise bench.BenchError(f"no cluster answers with {kc}")
-            bench.subprocess.run([str(bench.ROOT / "hack/cluster.sh"), "up"], check=True)
-            started_cluster = True
-        bench.apply_crd(kc, args.operator_root)
-        bench.prepare_namespaces(kc)
-        log_path = bench.OUT_DIR / f"operator-soak-{args.tasks}.log"
-        op = bench.Operator(args.operator_root, kc, log_path, 300)
-        tasks = [bench.task(f"s-{i:04d}", bench.NS_TASKS, "* * * * *") for i in range(args.tasks)]
-        bench.apply_chunked(kc, tasks, 500, time.monotonic() + 600)
+        started_cluster = setup.ensure_cluster(kc, given=args.kubeconfig is not None)
+        setup.apply_crd(kc, args.operator_root)
+        setup.prepare_namespaces(kc, NAMESPACES)
+        log_path = OUT_DIR / f"operator-soak-{args.tasks}.log"
+        op = Operator(args.operator_root, kc, log_path, 300)
+        tasks = [task(f"s-{i:04d}", NS_TASKS, "* * * * *") for i in range(args.tasks)]
+        apply_chunked(kc, tasks, 500, time.monotonic() + 600)
         start = time.monotonic()
         end = start + args.minutes * 60
         samples: list[tuple[float, int]] = []
         while time.monotonic() < end:
             if not op.alive():
-                raise bench.BenchError(f"the operator died; see {log_path}")
-            samples.append((time.monotonic() - start, bench.proc_memory(op.pid)["VmRSS"]))
-            bench.log(f"soak: {samples[-1][0]:.0f}s, RSS {samples[-1][1] / 1024:.1f} MiB")
+                raise BenchError(f"the operator died; see {log_path}")
+            samples.append((time.monotonic() - start, proc_memory(op.pid)["VmRSS"]))
+            log(f"soak: {samples[-1][0]:.0f}s, RSS {samples[-1][1] / 1024:.1f} MiB")
             time.sleep(min(args.sample_seconds, max(end - time.monotonic(), 0)))
         warm = [(t, m) for t, m in samples if t >= args.warmup_minutes * 60]
         r["samples"] = samples
         r["rss_start_kib"] = samples[0][1] if samples else None
         r["rss_end_kib"] = samples[-1][1] if samples else None
-        r["rss_peak_kib"] = bench.proc_memory(op.pid)["VmHWM"]
+        r["rss_peak_kib"] = proc_memory(op.pid)["VmHWM"]
         r["slope_mb_per_hour"] = slope_mb_per_hour(warm)
         r["runs_recorded"] = runs_recorded(kc)
-        r["operator_cpu_seconds"] = bench.proc_cpu_seconds(op.pid)
-    except (bench.BenchError, OSError, bench.subprocess.SubprocessError) as err:
+        r["operator_cpu_seconds"] = proc_cpu_seconds(op.pid)
+    except (BenchError, OSError, subprocess.SubprocessError) as err:
         r["errors"].append(str(err))
     finally:
         if op is not None:
             op.stop()
             r["operator_log"] = op.log_summary()
-        bench.cleanup(kc, started_cluster, r)
+        setup.cleanup(kc, started_cluster, r, NAMESPACES)
     args.json.write_text(json.dumps(r, indent=2, default=str) + "\n")
-    print(report(r))
+    print(soak_report(r))
     return 1 if r["errors"] else 0
-
-
-def report(r: dict[str, Any]) -> str:
-    m = r["meta"]
-    mib = lambda k: f"{r[k] / 1024:.1f} MiB" if r.get(k) else "-"  # noqa: E731
-    lines = [
-        f"soak: {m['tasks']} per-minute tasks for {m['minutes']:g} min "
-        f"(slope after {m['warmup_minutes']:g} min), operator {m['operator_root']}",
-        f"  RSS start / end / peak   {mib('rss_start_kib')} / {mib('rss_end_kib')} / "
-        f"{mib('rss_peak_kib')}",
-        f"  RSS slope                {r.get('slope_mb_per_hour', float('nan')):.2f} MB/h "
-        "(target <= 2)",
-        f"  runs recorded            {r.get('runs_recorded', '-')}",
-        f"  operator CPU             {r.get('operator_cpu_seconds', 0):.0f} s",
-    ]
-    lines += [f"  error: {e}" for e in r["errors"]]
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

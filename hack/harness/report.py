@@ -1,0 +1,123 @@
+"""Tables: `make bench`, `make soak` and `make chaos` print these, next to their JSON."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.measure import OURS
+
+
+def bench_report(r: dict[str, Any]) -> str:
+    m = r["meta"]
+    load = " ".join(f"{x:.2f}" for x in m["loadavg_start"])
+    lines = [
+        f"cronwarden bench: N={m['tasks']}, M={m['latency_tasks']}, operator "
+        f"{m['operator_root']} ({m['operator_commit']}), {m['cpus']} CPUs, load {load} at start",
+        "",
+    ]
+
+    def row(label: str, value: str) -> None:
+        lines.append(f"  {label:<44} {value}")
+
+    def verbs(totals: dict[str, Any]) -> str:
+        return "  ".join(f"{v} {c}" for v, c in totals["by_verb"].items())
+
+    if d := r.get("direct"):
+        row(f"T_direct: {m['tasks']} CronJobs applied", f"{d['seconds']:.1f} s")
+    if t := r.get("tasks"):
+        done = "" if t["complete"] else f"  PARTIAL: {t['ready_with_cronjob']} of {m['tasks']}"
+        row(f"T_tasks: {m['tasks']} tasks Ready with CronJob", f"{t['seconds']:.1f} s{done}")
+        row("  of which kubectl apply", f"{t.get('apply_seconds', 0):.1f} s")
+        row("  throughput", f"{t['tasks_per_second']:.1f} tasks/s")
+        if "ratio" in r:
+            row("ratio T_tasks / T_direct", f"{r['ratio']:.2f}")
+        row("operator CPU while converging", f"{t['operator_cpu_seconds']:.1f} s")
+    if "operator_rss_peak_kib" in r:
+        row("operator RSS peak (VmHWM)", f"{r['operator_rss_peak_kib'] / 1024:.1f} MiB")
+    if rest := r.get("rest"):
+        req = rest["requests"]
+        row("operator RSS at rest (VmRSS)", f"{rest['operator_rss_kib'] / 1024:.1f} MiB")
+        row(
+            f"operator CPU at rest ({rest['seconds']:.0f} s)",
+            f"{rest['operator_cpu_percent']:.1f} % of a core",
+        )
+        row("apiserver CPU at rest", f"{req['apiserver_cpu_percent']:.1f} % of a core")
+        for label, key in (("API requests at rest, non-watch", "all"), ("  " + OURS, "ours")):
+            tot = req[key]
+            row(
+                label,
+                f"{tot['non_watch']} ({tot['non_watch_per_second']:.2f}/s); WATCH {tot['watch']}",
+            )
+        if rest.get("operator_own_requests") is not None:
+            own = rest["operator_own_requests"]
+            total = int(sum(own.values()))
+            detail = ", ".join(f"{k} {int(v)}" for k, v in sorted(own.items())) or "none"
+            row("  sent by the operator (its own count)", f"{total} ({detail})")
+            row(
+                "  operator requests per second at rest",
+                f"{total / rest['seconds']:.3f}/s (audit every "
+                f"{m.get('audit_seconds') or '-'} s; target <= 0.5/s at N=10,000)",
+            )
+    if sc := r.get("metrics_scrape"):
+        row(
+            "/metrics scrape (median of 5)",
+            f"{sc['median_seconds'] * 1000:.1f} ms, {sc['bytes']} bytes",
+        )
+    if (lat := r.get("latency")) and lat.get("count"):
+        row(
+            f"status latency ({lat['count']} of {m['latency_tasks']} tasks)",
+            f"p50 {lat['p50']:.2f} s, p99 {lat['p99']:.2f} s, max {lat['max']:.2f} s, "
+            f"min {lat['min']:.2f} s",
+        )
+    if rest:
+        req = rest["requests"]
+        lines += [
+            "",
+            f"  API requests over the rest window, whole apiserver ({req['seconds']:.0f} s):",
+            f"    {'verb':<8} {'resource':<36} {'count':>8} {'per s':>8}",
+        ]
+        lines += [
+            f"    {x['verb']:<8} {x['resource']:<36} {x['count']:>8} {x['per_second']:>8.2f}"
+            for x in req["rows"]
+        ]
+        lines.append(f"    by verb, all: {verbs(req['all'])}")
+        lines.append(f"    by verb, {OURS}: {verbs(req['ours'])}")
+        if req["non_2xx"]:
+            lines.append(f"    non-2xx: {req['non_2xx']}")
+    if t:
+        lines += [
+            "",
+            f"  API requests while converging, {OURS}: {verbs(t['requests']['ours'])}",
+        ]
+        if t["requests"]["non_2xx"]:
+            lines.append(f"    non-2xx while converging: {t['requests']['non_2xx']}")
+    if lat:
+        lines.append(
+            f"  latency phase: {lat['tasks_ready']} tasks Ready, {lat['jobs_complete_seen']} "
+            f"Jobs seen Complete, {lat['superseded_jobs']} superseded before reflected"
+        )
+    if ol := r.get("operator_log"):
+        lines.append(
+            f"  operator log: {ol['lines']} lines, {ol['errors']} ERROR, {ol['warnings']} "
+            f"WARNING, {ol['tracebacks']} Traceback ({m['operator_log']})"
+        )
+    lines += [f"  ERROR: {e}" for e in r["errors"]]
+    lines.append(f"  wall time {r['wall_seconds']:.0f} s; JSON {m['json']}")
+    return "\n".join(lines)
+
+
+def soak_report(r: dict[str, Any]) -> str:
+    m = r["meta"]
+    mib = lambda k: f"{r[k] / 1024:.1f} MiB" if r.get(k) else "-"  # noqa: E731
+    lines = [
+        f"soak: {m['tasks']} per-minute tasks for {m['minutes']:g} min "
+        f"(slope after {m['warmup_minutes']:g} min), operator {m['operator_root']}",
+        f"  RSS start / end / peak   {mib('rss_start_kib')} / {mib('rss_end_kib')} / "
+        f"{mib('rss_peak_kib')}",
+        f"  RSS slope                {r.get('slope_mb_per_hour', float('nan')):.2f} MB/h "
+        "(target <= 2)",
+        f"  runs recorded            {r.get('runs_recorded', '-')}",
+        f"  operator CPU             {r.get('operator_cpu_seconds', 0):.0f} s",
+    ]
+    lines += [f"  error: {e}" for e in r["errors"]]
+    return "\n".join(lines)
