@@ -8,7 +8,10 @@
   CronwardenOperatorNoLeader after the rule's 2 minutes; the leader thawing
   resolves it;
 - an operator killed (SIGKILL) and started again twice on the same scrape target,
-  as a crash-looping pod is, pages CronwardenOperatorRestarting.
+  as a crash-looping pod is, pages CronwardenOperatorRestarting;
+- a run whose pods Pod Security `enforce=restricted` refuses (a privileged
+  container) pages CronwardenTaskPodsNotAdmitted to the task's owner within 2
+  minutes of its Job's creation, and CronwardenTaskBlocked does not page too.
 
 The rules' `for:` durations are the shipped ones, as in test_alerting.py (only
 scrape, evaluation and Alertmanager intervals are short), so the NotReady test
@@ -44,10 +47,15 @@ from tests.e2e.support import (
     watching,
 )
 from tests.e2e.test_alerting import PAGE_SLACK, RUNBOOKS
+from tests.e2e.test_detection import parse_time
 from tests.e2e.test_helm import token_kubeconfig
+from tests.e2e.test_not_admitted import REFUSED, pod_security, privileged
 from tests.e2e.test_scheduledtask import every_minute
 
 NOT_READY = "CronwardenTaskNotReady"
+NOT_ADMITTED = "CronwardenTaskPodsNotAdmitted"
+# From the cause (the refused run's Job is created) to the page, at most (issue 16).
+NOT_ADMITTED_LIMIT = 120
 NO_LEADER = "CronwardenOperatorNoLeader"
 RESTARTING = "CronwardenOperatorRestarting"
 UNKNOWN_ZONE = "Mars/Olympus_Mons"
@@ -390,3 +398,73 @@ def test_a_crash_looping_operator_pages_restarting(
             assert not unexpected, unexpected
     finally:
         stop_all(launches)
+
+
+def test_refused_pods_page_pods_not_admitted_within_two_minutes(
+    kubectl: Kubectl,
+    kubeconfig: Path,
+    crd: str,
+    own_namespace: str,
+    record_property: pytest.RecordProperty,
+) -> None:
+    """Pod Security `enforce=restricted` refuses the pods of a task's first run: the
+    Job exists, the Job controller posts FailedCreate, no pod exists. The owner gets
+    CronwardenTaskPodsNotAdmitted: the operator's detection (the Event) plus the
+    rule's `for: 1m`, well before the next slot would have told."""
+    ns = own_namespace
+    cluster = Cluster(kubectl, ns)
+    pod_security(kubectl, ns, "enforce", "restricted")
+    operator = launch_operator(watching(ns), kubeconfig, ns)
+    try:
+        with paging(
+            {"cw-cronwarden-0": target(operator.metrics_url)},
+            STATE_DIR / "logs" / f"alerting-{ns}",
+            "admission",
+        ) as stack:
+            hold = stack.hold(NOT_ADMITTED)
+            assert hold == 60, "the shipped for: of CronwardenTaskPodsNotAdmitted"
+            manifest = privileged("refused", owner="team-a", runbookURL=f"{RUNBOOKS}/refused")
+            manifest["spec"].pop("successDeadlineSeconds", None)
+            cluster.apply(manifest)
+            [job] = wait_for(
+                lambda: cluster.list("jobs", "cronwarden.io/task=refused"),
+                timeout=100,
+                what="the first run's Job",
+            )
+            cause = parse_time(job["metadata"]["creationTimestamp"]).timestamp()
+
+            page = wait_for(
+                lambda: stack.pages(NOT_ADMITTED).get((ns, "refused")),
+                timeout=NOT_ADMITTED_LIMIT + PAGE_SLACK,
+                what=f"{NOT_ADMITTED} at the webhook",
+            )
+            latency = page.arrived - cause
+            print(f"{NOT_ADMITTED} {ns}/refused: webhook {latency:.1f}s after the Job's creation")
+            record_property("pods_not_admitted_page_latency_seconds", round(latency, 1))
+            # The Job's creationTimestamp has whole seconds: up to 1 s early.
+            assert hold - 1 <= latency <= NOT_ADMITTED_LIMIT
+            assert page.path == "/team-a", "routed on owner to the task's team"
+            assert {
+                "alertname": NOT_ADMITTED,
+                "namespace": ns,
+                "name": "refused",
+                "owner": "team-a",
+                "runbook_url": f"{RUNBOOKS}/refused",
+                "schedule": "* * * * *",
+                "severity": "warning",
+            }.items() <= page.labels.items(), page.labels
+            description = page.annotations["description"]
+            assert description.startswith("1 run(s) of " + f"{ns}/refused"), description
+            assert f"kubectl cronwarden why refused -n {ns}" in description, description
+            blocked = condition_of(cluster.task("refused"), "Blocked")
+            assert blocked is not None
+            assert (blocked["status"], blocked["reason"]) == ("True", "PodsNotAdmitted")
+            assert REFUSED in blocked["message"]
+
+            # One page, named after the cause: not CronwardenTaskBlocked as well.
+            unexpected = [
+                r for r in stack.receiver.received() if r.labels.get("alertname") != NOT_ADMITTED
+            ]
+            assert not unexpected, unexpected
+    finally:
+        stop_operator(operator)
