@@ -134,3 +134,43 @@ def test_api_server_warnings_on_the_cronjob_become_an_event_and_a_why_line(
     cluster.apply(edited)
     cluster.wait_ready("warned", generation=2)
     assert [e.get("count", 1) for e in warning_events()] == [1]
+
+
+def test_a_resource_quota_that_refuses_a_manual_runs_pods_blocks_the_task(
+    cluster: Cluster, kubectl: Kubectl
+) -> None:
+    """A ResourceQuota of no pods refuses a run started by hand: the same condition,
+    quoting the quota's refusal; deleting the quota lets the Job controller's next
+    attempt create the pod, and the condition clears."""
+    ns = cluster.namespace
+    cluster.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "ResourceQuota",
+            "metadata": {"name": "no-pods"},
+            "spec": {"hard": {"pods": "0"}},
+        }
+    )
+    cluster.apply(every_minute("quota", schedule="0 0 1 1 *"))
+    cluster.wait_ready("quota")
+    kubectl("-n", ns, "create", "job", "quota-now", "--from=cronjob/quota")
+    task = cluster.wait_task(
+        "quota",
+        lambda t: (blocked(t) or {}).get("reason") == "PodsNotAdmitted",
+        timeout=60,
+        what="Blocked, reason PodsNotAdmitted, for the manual run",
+    )
+    cond = blocked(task)
+    assert cond is not None
+    assert cond["message"].startswith(
+        "Job quota-now has no pod: the API server refuses its pods: "
+    ), cond
+    assert "is forbidden: exceeded quota: no-pods, requested: pods=1" in cond["message"], cond
+
+    kubectl("-n", ns, "delete", "resourcequota", "no-pods")
+    cluster.wait_task(
+        "quota",
+        lambda t: blocked(t) is None and t["status"].get("succeeded", 0) >= 1,
+        timeout=RUN_TIMEOUT,
+        what="the manual run to get its pod and succeed",
+    )

@@ -14,6 +14,7 @@ from cronwarden.runtime.controller import NotActive, Result
 from cronwarden.runtime.engine import CONFLICT_RETRY, Engine
 from cronwarden.runtime.kube import ApiError
 from cronwarden.runtime.metrics import TaskMetrics
+from cronwarden.runtime.queue import WorkQueue
 from cronwarden.settings import Settings
 
 KEY = ("team-a", "backup")
@@ -99,3 +100,54 @@ def test_other_errors_back_off() -> None:
 
 def test_the_conflict_delay_is_short() -> None:
     assert CONFLICT_RETRY <= 0.5
+
+
+class Records(Raises):
+    """A controller that keeps the views it was given."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+        self.views: list[Any] = []
+
+    def reconcile(self, view: Any) -> Result:
+        self.views.append(view)
+        return Result()
+
+
+def test_a_refusal_of_a_podless_jobs_pods_wakes_its_task_and_reaches_the_reconcile() -> None:
+    cronjob = {**TASK, "metadata": {**TASK["metadata"], "uid": "cj", "resourceVersion": "6"}}
+    job = {
+        "metadata": {
+            "name": "backup-29400600",
+            "namespace": "team-a",
+            "uid": "job-1",
+            "resourceVersion": "7",
+            "labels": {"app.kubernetes.io/managed-by": "cronwarden"},
+            "ownerReferences": [{"controller": True, "uid": "cj"}],
+        },
+        "status": {"ready": 0, "terminating": 0, "uncountedTerminatedPods": {}},
+    }
+    refusal = {
+        "metadata": {"name": "backup-29400600.1", "namespace": "team-a", "uid": "ev-1"},
+        "involvedObject": {"kind": "Job", "name": "backup-29400600", "uid": "job-1"},
+        "reason": "FailedCreate",
+        "message": 'Error creating: pods "backup-29400600-x" is forbidden: exceeded quota',
+        "lastTimestamp": "2026-11-28T10:00:01Z",
+    }
+
+    async def scenario() -> Records:
+        eng, _ = engine(None)
+        controller = Records()
+        eng.controller = controller  # type: ignore[assignment]
+        eng.cronjob_event("ADDED", cronjob, "backup")
+        eng.job_event("ADDED", job, "backup")
+        await eng.reconcile(asyncio.get_running_loop(), KEY)
+        eng.queue = WorkQueue()  # nothing pending
+        eng.refusal_event("ADDED", refusal)
+        assert eng.queue._pending == {KEY: True}  # woken at once by the Event
+        await eng.reconcile(asyncio.get_running_loop(), KEY)
+        return controller
+
+    controller = asyncio.run(scenario())
+    assert controller.views[0].refusals == {}
+    assert controller.views[1].refusals == {"job-1": refusal["message"]}
