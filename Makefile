@@ -163,6 +163,15 @@ real-node-tools: ## Build the kubelet and kube-proxy from the pinned Kubernetes 
 .PHONY: real-node-prereqs
 real-node-prereqs: real-node-deps images real-node-tools ## Everything `make cluster-up REAL_NODE=1` needs.
 
+# KEEP_CLUSTER=1 leaves the cluster (and the release) running after `make rehearse`.
+KEEP_CLUSTER ?= 0
+
+.PHONY: rehearse
+rehearse: install tools real-node-prereqs ## Rehearse helm install, upgrade and rollback on the real node, with real runs (report: .state/rehearse-report.json).
+	REAL_NODE=1 hack/cluster.sh up
+	rc=0; $(PY) hack/rehearsal/rehearse.py || rc=$$?; \
+	  if [ "$(KEEP_CLUSTER)" != 1 ]; then hack/cluster.sh down; fi; exit $$rc
+
 .PHONY: real-node-status
 real-node-status: ## Show the real node's processes and its Node.
 	hack/real-node.sh status

@@ -289,7 +289,9 @@ up() {
 
 down() {
   if [ -f "$kubeconfig" ] && kc get node "$name" >/dev/null 2>&1; then
-    # Let the kubelet stop its pods through the CRI (netns, veths, mounts).
+    # Let the kubelet stop its pods through the CRI (netns, veths, mounts); cordoned
+    # first, so that controllers' replacement pods are not scheduled here again.
+    kc cordon "$name" >/dev/null 2>&1 || true
     kc delete pods --all-namespaces --field-selector "spec.nodeName=$name" --grace-period=1 \
       --wait=false >/dev/null 2>&1 || true
     wait_until 60 "the pods on $name to stop" \

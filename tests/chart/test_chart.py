@@ -99,8 +99,18 @@ def kinds(manifest: Manifest) -> list[str]:
     return sorted(doc["kind"] for doc in manifest)
 
 
-def one(manifest: Manifest, kind: str) -> dict[str, Any]:
-    found: list[dict[str, Any]] = [doc for doc in manifest if doc["kind"] == kind]
+CRD_GUARD = "-crd-guard"
+
+
+def is_crd_guard(doc: dict[str, Any]) -> bool:
+    return str(doc["metadata"]["name"]).endswith(CRD_GUARD)
+
+
+def one(manifest: Manifest, kind: str, *, crd_guard: bool = False) -> dict[str, Any]:
+    """The one object of `kind`; the CRD guard's admission policy only when asked for."""
+    found: list[dict[str, Any]] = [
+        doc for doc in manifest if doc["kind"] == kind and is_crd_guard(doc) == crd_guard
+    ]
     assert len(found) == 1, f"{len(found)} {kind} objects"
     return found[0]
 
@@ -401,6 +411,8 @@ def test_defaults_are_one_replica_recreate_and_secure() -> None:
         "Service",
         "ServiceAccount",
         "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
         "ValidatingAdmissionPolicyBinding",
     ]
     deployment = one(manifest, "Deployment")
@@ -582,7 +594,8 @@ def test_suspend_only_updates_compare_every_other_field_of_the_crd() -> None:
 
 def test_admission_policy_can_be_switched_off_and_scoped() -> None:
     off = render("admissionPolicy.enabled=false")
-    assert not {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"} & set(kinds(off))
+    policies = {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
+    assert not policies & set(kinds([doc for doc in off if not is_crd_guard(doc)]))
     # The operator still refuses the same namespaces: defence in depth.
     assert excluded_by_operator(off) == ["ops", "kube-system"]
 
@@ -1402,3 +1415,27 @@ def test_dockerignore_keeps_the_build_context_to_the_package() -> None:
     rules = [line for line in lines if line and not line.startswith("#")]
     assert rules[0] == "*"
     assert {"!pyproject.toml", "!README.md", "!operator/"} <= set(rules)
+
+
+def test_crd_guard_refuses_updates_that_drop_a_served_spec_field() -> None:
+    """The guard (a rollback keeps a newer CRD's fields) comes with the CRD, and only then."""
+    policy = one(render(), "ValidatingAdmissionPolicy", crd_guard=True)
+    binding = one(render(), "ValidatingAdmissionPolicyBinding", crd_guard=True)
+    assert binding["spec"] == {
+        "policyName": policy["metadata"]["name"],
+        "validationActions": ["Deny"],
+    }
+    assert policy["spec"]["failurePolicy"] == "Fail"
+    assert policy["spec"]["matchConstraints"]["resourceRules"] == [
+        {
+            "apiGroups": ["apiextensions.k8s.io"],
+            "apiVersions": ["v1"],
+            "operations": ["UPDATE"],
+            "resources": ["customresourcedefinitions"],
+        }
+    ]
+    conditions = [c["expression"] for c in policy["spec"]["matchConditions"]]
+    assert "object.metadata.name == 'scheduledtasks.cronwarden.io'" in conditions
+    assert any("cronwarden.io/allow-field-removal" in c for c in conditions)
+    for sets in (("crds.install=false",), ("crds.guardFieldRemoval=false",)):
+        assert not [doc for doc in render(*sets) if is_crd_guard(doc)], sets

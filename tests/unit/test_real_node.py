@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import re
 import shlex
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -76,3 +77,40 @@ def test_dns_names_every_service_with_a_cluster_ip() -> None:
         "10.0.0.1 kubernetes.default.svc.cluster.local",
         "10.0.0.20 web.b.svc.cluster.local",
     ]
+
+
+def load_recorder() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "rehearsal_recorder", ROOT / "hack/rehearsal/recorder.py"
+    )
+    assert spec
+    assert spec.loader
+    module = importlib.util.module_from_spec(spec)
+    # dataclasses look their module up in sys.modules.
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_compare_counts_lost_and_doubly_counted_runs() -> None:
+    compare = load_recorder().compare
+    truth = {
+        ("a", "ok"): {"Succeeded": 3, "Failed": 0},
+        ("a", "bad"): {"Succeeded": 0, "Failed": 2},
+    }
+    exact = {("a", "ok"): {"succeeded": 3}, ("a", "bad"): {"failed": 2}}
+    assert compare(truth, exact)["lost"] == 0
+    assert compare(truth, exact)["counted_twice"] == 0
+    # One success never recorded, one failure recorded twice, a task with no status.
+    off = {("a", "ok"): {"succeeded": 2}, ("a", "bad"): {"failed": 3}}
+    assert (compare(truth, off)["lost"], compare(truth, off)["counted_twice"]) == (1, 1)
+    assert compare(truth, {})["lost"] == 5
+
+
+def test_downtime_is_the_time_with_no_ready_operator() -> None:
+    recorder = load_recorder().Recorder(None, [], "ns", "sel")
+    # Ready from 10 to 20, down until 25, Ready until 40, down again from 40.
+    recorder.ready_changes = [(10.0, True), (20.0, False), (25.0, True), (40.0, False)]
+    assert recorder.downtime(since=12, until=30) == 5
+    assert recorder.downtime(since=12, until=45) == 10
+    assert recorder.downtime(since=0, until=12) == 10
