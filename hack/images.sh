@@ -138,12 +138,15 @@ build_pause() {
 
 build_operator() {
   local out=$1 ref=$2 base=$3 version
+  local mounts=() file
   version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/pyproject.toml" | head -n 1)
+  # What the host's pip trusts, where the host has it (not copied into the image).
+  for file in /etc/pip.conf /etc/ssl/certs/ca-certificates.crt; do
+    if [ -f "$file" ]; then mounts+=(--volume "$file:$file:ro"); fi
+  done
   # Chroot isolation with the host's network: RUN needs PyPI and no CNI.
   bah bud --quiet --isolation chroot --network host --layers \
-    --build-arg "PYTHON_IMAGE=$base" --build-arg "VERSION=$version" \
-    --volume /etc/pip.conf:/etc/pip.conf:ro \
-    --volume /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro \
+    --build-arg "PYTHON_IMAGE=$base" --build-arg "VERSION=$version" ${mounts[@]+"${mounts[@]}"} \
     -f "$root/Dockerfile" -t "$ref" "$root" >/dev/null
   save "$ref" "$out"
 }
