@@ -142,7 +142,16 @@ def structural(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
         out.update({"type": "string", "enum": [schema["const"]]})
         return out
     out["type"] = kind
-    for key in ("enum", "format", "pattern", "minimum", "maximum", "minLength", "maxLength"):
+    for key in (
+        "enum",
+        "format",
+        "pattern",
+        "minimum",
+        "maximum",
+        "minLength",
+        "maxLength",
+        "maxItems",
+    ):
         if key in schema:
             out[key] = schema[key]
     if kind == "array":

@@ -12,8 +12,8 @@ Bounded by what the API server holds: an entry goes when its Event expires (Even
 live about an hour after their last update; the Job controller keeps posting while
 it retries), when its Job gets a pod, finishes or is deleted, and beyond
 MAX_REFUSALS the oldest goes first. Jobs of ours without a pod are indexed by uid
-so that an Event that arrives after its Job's watch event still wakes the task
-at once.
+(bounded the same way) so that an Event that arrives after its Job's watch event
+still wakes the task at once.
 """
 
 from __future__ import annotations
@@ -73,6 +73,8 @@ class Refusals:
         uid = uid_of(body)
         if type_ != "DELETED" and task is not None and podless(body):
             self._podless[uid] = task
+            if len(self._podless) > self._limit:  # Jobs deleted while no watch looked
+                del self._podless[next(iter(self._podless))]
             return
         self._podless.pop(uid, None)
         self._by_job.pop(uid, None)

@@ -81,6 +81,9 @@ def test_other_events_are_ignored_and_memory_is_bounded() -> None:
         refusals.event("ADDED", failed_create(job_uid=f"job-{i}", uid=f"ev-{i}"))
     assert len(refusals) == 3
     assert set(refusals.of([job(f"job-{i}") for i in range(10)])) == {"job-7", "job-8", "job-9"}
+    for i in range(10):
+        refusals.job("ADDED", job(f"job-{i}", **NO_POD), TASK)
+    assert len(refusals._podless) == 3
 
 
 def test_warning_headers_of_an_answer() -> None:
