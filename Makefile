@@ -186,6 +186,10 @@ BENCH_ARGS ?=
 bench: install tools ## Benchmark N tasks: convergence vs plain CronJobs, RSS, CPU and API calls at rest, latency.
 	$(PY) hack/bench.py --tasks $(N) $(BENCH_ARGS)
 
+.PHONY: bench-monitor
+bench-monitor: install tools ## Benchmark monitor mode: 500 monitored CronJobs, requests at rest and reconcile lag.
+	$(PY) hack/monitorbench.py $(BENCH_ARGS)
+
 # Soak size and length (`make soak SOAK_TASKS=300 SOAK_MINUTES=30`).
 SOAK_TASKS ?= 300
 SOAK_MINUTES ?= 30
