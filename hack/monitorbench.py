@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -22,9 +23,34 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bench  # hack/bench.py: cluster, operator, watch and apply helpers
+from harness.load import NEVER, NS_LATENCY, apply_chunked, pod_spec
+from harness.measure import (
+    JOBS,
+    TASKS,
+    Latency,
+    Watcher,
+    operator_requests,
+    proc_cpu_seconds,
+    proc_memory,
+    start_watchers,
+    wait_event,
+)
+from harness.setup import (
+    GROUP,
+    OUT_DIR,
+    ROOT,
+    STATE_DIR,
+    VERSION,
+    BenchError,
+    Operator,
+    apply_crd,
+    cleanup,
+    cluster_ready,
+    log,
+    prepare_namespaces,
+)
 
-NS = bench.NS_LATENCY
+NS = NS_LATENCY
 
 
 def plain_cronjob(name: str, schedule: str) -> dict[str, Any]:
@@ -40,7 +66,7 @@ def plain_cronjob(name: str, schedule: str) -> dict[str, Any]:
                 "metadata": {"labels": labels},
                 "spec": {
                     "backoffLimit": 0,
-                    "template": {"spec": {**bench.pod_spec(), "restartPolicy": "Never"}},
+                    "template": {"spec": {**pod_spec(), "restartPolicy": "Never"}},
                 },
             },
         },
@@ -49,7 +75,7 @@ def plain_cronjob(name: str, schedule: str) -> dict[str, Any]:
 
 def monitoring(name: str) -> dict[str, Any]:
     return {
-        "apiVersion": f"{bench.GROUP}/{bench.VERSION}",
+        "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "ScheduledTask",
         "metadata": {"name": name, "namespace": NS},
         "spec": {"cronJobRef": {"name": name}},
@@ -61,61 +87,63 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tasks", type=int, default=500, help="M, monitored CronJobs and tasks")
     p.add_argument("--per-minute", type=int, default=50, help="L of them run every minute")
     p.add_argument("--rest-seconds", type=float, default=90, help="at-rest window")
-    p.add_argument("--operator-root", type=Path, default=bench.ROOT)
+    p.add_argument("--operator-root", type=Path, default=ROOT)
     p.add_argument("--kubeconfig", type=Path, help="a running cluster (default: .state's)")
     p.add_argument("--json", type=Path, help="output (default .state/bench/monitor-M.json)")
     p.add_argument("--timeout", type=float, default=900, help="deadline of each phase")
     args = p.parse_args(argv)
     root = args.operator_root.resolve()
-    out_path = args.json or bench.OUT_DIR / f"monitor-{args.tasks}.json"
-    bench.OUT_DIR.mkdir(parents=True, exist_ok=True)
-    kc = args.kubeconfig or bench.STATE_DIR / "kubeconfig"
+    out_path = args.json or OUT_DIR / f"monitor-{args.tasks}.json"
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    kc = args.kubeconfig or STATE_DIR / "kubeconfig"
     r: dict[str, Any] = {"meta": vars(args) | {"operator_root": str(root)}, "errors": []}
     op = None
-    watchers: list[bench.Watcher] = []
+    watchers: list[Watcher] = []
     try:
-        if not bench.cluster_ready(kc):
-            raise bench.BenchError(f"no cluster answers with {kc}: run make cluster-up")
-        bench.apply_crd(kc, root)
-        bench.prepare_namespaces(kc)
+        if not cluster_ready(kc):
+            raise BenchError(f"no cluster answers with {kc}: run make cluster-up")
+        apply_crd(kc, root)
+        prepare_namespaces(kc, (NS,))
         names = [f"m-{i:04d}" for i in range(args.tasks)]
         cronjobs = [
-            plain_cronjob(n, "* * * * *" if i < args.per_minute else bench.NEVER)
+            plain_cronjob(n, "* * * * *" if i < args.per_minute else NEVER)
             for i, n in enumerate(names)
         ]
-        bench.apply_chunked(kc, cronjobs, 500, time.monotonic() + args.timeout)
-        op = bench.Operator(root, kc, bench.OUT_DIR / f"operator-monitor-{args.tasks}.log", 300)
-        lat = bench.Latency(args.per_minute)
+        apply_chunked(kc, cronjobs, 500, time.monotonic() + args.timeout)
+        op = Operator(
+            root, kc, OUT_DIR / f"operator-monitor-{args.tasks}.log", 300, namespaces=(NS,)
+        )
+        lat = Latency(args.per_minute)
         watchers = [
-            bench.Watcher(kc, bench.TASKS, NS, lat.on_task),
-            bench.Watcher(kc, bench.JOBS, NS, lat.on_job),
+            Watcher(kc, TASKS, NS, lat.on_task),
+            Watcher(kc, JOBS, NS, lat.on_job),
         ]
-        bench.start_watchers(watchers, time.monotonic() + 120)
+        start_watchers(watchers, time.monotonic() + 120)
         start = time.monotonic()
         deadline = start + args.timeout
-        bench.apply_chunked(kc, [monitoring(n) for n in names], 500, deadline)
+        apply_chunked(kc, [monitoring(n) for n in names], 500, deadline)
         while len(lat.ready) < args.tasks:
             if time.monotonic() > deadline:
-                raise bench.BenchError(f"only {len(lat.ready)} of {args.tasks} tasks Ready")
+                raise BenchError(f"only {len(lat.ready)} of {args.tasks} tasks Ready")
             time.sleep(0.5)
         r["ready_seconds"] = time.monotonic() - start
-        bench.log(f"monitor: {args.tasks} tasks Ready in {r['ready_seconds']:.1f}s; at rest")
-        before = bench.operator_requests(op.metrics_url) or {}
-        cpu, t0 = bench.proc_cpu_seconds(op.pid), time.monotonic()
+        log(f"monitor: {args.tasks} tasks Ready in {r['ready_seconds']:.1f}s; at rest")
+        before = operator_requests(op.metrics_url) or {}
+        cpu, t0 = proc_cpu_seconds(op.pid), time.monotonic()
         time.sleep(args.rest_seconds)  # the measurement window itself, not a synchronisation
-        after = bench.operator_requests(op.metrics_url) or {}
+        after = operator_requests(op.metrics_url) or {}
         seconds = time.monotonic() - t0
         own = {k: v - before.get(k, 0.0) for k, v in after.items() if v - before.get(k, 0.0)}
         r["rest"] = {
             "seconds": seconds,
             "requests": own,
             "requests_per_second": sum(own.values()) / seconds,
-            "operator_cpu_percent": 100 * (bench.proc_cpu_seconds(op.pid) - cpu) / seconds,
-            "operator_rss_kib": bench.proc_memory(op.pid)["VmRSS"],
+            "operator_cpu_percent": 100 * (proc_cpu_seconds(op.pid) - cpu) / seconds,
+            "operator_rss_kib": proc_memory(op.pid)["VmRSS"],
         }
-        bench.wait_event(lat.done, deadline, op, lambda: f"{len(lat.first)} tasks reflect a run")
+        wait_event(lat.done, deadline, op, lambda: f"{len(lat.first)} tasks reflect a run")
         r["latency"] = lat.summary()
-    except (bench.BenchError, OSError, bench.subprocess.SubprocessError) as err:
+    except (BenchError, OSError, subprocess.SubprocessError) as err:
         r["errors"].append(str(err))
     finally:
         for w in watchers:
@@ -123,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         if op is not None:
             op.stop()
             r["operator_log"] = op.log_summary()
-        bench.cleanup(kc, False, r)
+        cleanup(kc, False, r, (NS,))
     out_path.write_text(json.dumps(r, indent=2, default=str) + "\n")
     print(report(r))
     return 1 if r["errors"] else 0
