@@ -20,6 +20,9 @@
 # Env:   CRONWARDEN_TOOLS_CACHE  cache root (default ~/.cache/cronwarden/tools)
 #        STATE_DIR               where bin/ links go (default ./.state)
 #        KEEP_GO_CACHE=1         keep $cache/go-build after the build
+#        EXTRA_TOOLS="kubelet"   also build these (on-demand) tools in the same run, so
+#                                that they reuse the build cache of the others (CI: the
+#                                kubelet shares most of its packages with kube-apiserver)
 set -euo pipefail
 
 # Bump when the build commands below change in a way that alters the binaries.
@@ -35,6 +38,8 @@ all_tools=(kubernetes etcd kwok helm promtool prometheus alertmanager kstatus)
 # `make real-node-tools`).
 on_demand_tools=(crane kubelet)
 tools=("${@:-${all_tools[@]}}")
+# shellcheck disable=SC2206  # a space-separated list of tool names
+tools+=(${EXTRA_TOOLS:-})
 
 # The module a tool is built from.
 tool_dir() { if [ "$1" = kstatus ]; then echo "$root/hack/kstatus"; else echo "$root/hack/tools/$1"; fi; }
