@@ -238,8 +238,12 @@ FAMILIES = [
     Family(
         "runs_total",
         "counter",
-        "Finished runs by result.",
-        lambda s: [(("succeeded",), s.status.succeeded), (("failed",), s.status.failed)],
+        "Finished runs by result (unknown: the Job vanished before it was seen to finish).",
+        lambda s: [
+            (("succeeded",), s.status.succeeded),
+            (("failed",), s.status.failed),
+            (("unknown",), s.status.unknown),
+        ],
         ("result",),
     ),
     Family(

@@ -43,6 +43,7 @@ def test_the_page_parses_and_carries_the_status() -> None:
     got = samples(metrics)
     key = (("name", "backup"), ("namespace", "team-a"))
     assert got[("cronwarden_task_runs_total", (*key, ("result", "succeeded")))] == 1.0
+    assert got[("cronwarden_task_runs_total", (*key, ("result", "unknown")))] == 0.0
     assert got[("cronwarden_task_missed_runs_total", key)] == 0.0
     assert got[("cronwarden_task_success_deadline_seconds", key)] == 3600.0
     assert (
