@@ -134,6 +134,7 @@ class Controller:
         try:
             task = ScheduledTask.model_validate(obj)
         except pydantic.ValidationError as err:
+            self.metrics.update_unparsable(obj)  # so that CronwardenTaskNotReady pages
             return Result(task=self.report_unparsable(obj, invalid_spec_message(err)))
 
         if task.spec.cron_job_ref is not None:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Literal
+from typing import Any, Literal
 
 from prometheus_client import (
     CollectorRegistry,
@@ -399,6 +399,34 @@ class TaskMetrics:
             if run.start is not None and run.scheduled is not None:
                 delay = max((run.start - run.scheduled).total_seconds(), 0.0)
                 self.start_delay.labels(*key).observe(delay)
+
+    def update_unparsable(self, body: dict[str, Any]) -> None:
+        """A task whose spec does not parse (InvalidSpec that admission could not catch)
+        has no status to render: export what pages it, its info, ready 0 with reason
+        InvalidSpec, and whether it is suspended, read leniently from the raw spec."""
+        meta = body.get("metadata") or {}
+        key = (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+        raw = body.get("spec")
+        spec: dict[str, Any] = raw if isinstance(raw, dict) else {}
+
+        def text(field: str) -> str:
+            value = spec.get(field)
+            return cap(value) if isinstance(value, str) else ""
+
+        base = f'namespace="{escape(key[0])}",name="{escape(key[1])}"'
+        zone = text("timeZone") or models.DEFAULT_TIME_ZONE
+        known = {
+            "info": f'{base},schedule="{escape(text("schedule"))}",time_zone="{escape(zone)}",'
+            f'owner="{escape(text("owner"))}",runbook_url="{escape(text("runbookURL"))}"}} 1.0',
+            "ready": f"{base}}} 0.0",
+            "ready_reason": f'{base},reason="InvalidSpec"}} 1.0',
+            "suspended": f"{base}}} {1.0 if spec.get('suspend') is True else 0.0}",
+        }
+        lines = [
+            f"{PREFIX}{f.name}{{{known[f.name]}\n" if f.name in known else "" for f in FAMILIES
+        ]
+        with self._lock:
+            self._lines[key] = lines
 
     def forget(self, namespace: str, name: str) -> None:
         with self._lock:

@@ -178,3 +178,33 @@ def test_the_process_start_time_is_exported_for_the_restart_alert() -> None:
     started = got[("process_start_time_seconds", ())]
     now = datetime.now(UTC).timestamp()
     assert now - 86400 < started <= now  # this test process, started today
+
+
+def test_a_task_whose_spec_does_not_parse_still_exports_what_pages_it() -> None:
+    """CronwardenTaskNotReady reads ready, ready_reason, suspended and info: a task that
+    the models refuse (InvalidSpec beyond what admission checks) exports them too."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    metrics = TaskMetrics()
+    body = {
+        "metadata": {"namespace": "team-a", "name": "broken"},
+        "spec": {"schedule": "30 2 * * *", "owner": "team-storage", "maxConsecutiveFailures": "x"},
+    }
+    metrics.update_unparsable(body)
+    got = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(metrics.exposition().decode())
+        for s in family.samples
+        if s.labels.get("name") == "broken"
+    }
+    key = (("name", "broken"), ("namespace", "team-a"))
+    assert got[("cronwarden_task_ready", key)] == 0.0
+    assert got[("cronwarden_task_suspended", key)] == 0.0
+    reason = tuple(sorted((*key, ("reason", "InvalidSpec"))))
+    assert got[("cronwarden_task_ready_reason", reason)] == 1.0
+    info = [k for k in got if k[0] == "cronwarden_task_info"]
+    assert len(info) == 1
+    assert ("owner", "team-storage") in info[0][1]
+    assert ("time_zone", "Etc/UTC") in info[0][1]
+    metrics.forget("team-a", "broken")
+    assert b'name="broken"' not in metrics.exposition()
