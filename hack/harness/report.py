@@ -121,3 +121,90 @@ def soak_report(r: dict[str, Any]) -> str:
     ]
     lines += [f"  error: {e}" for e in r["errors"]]
     return "\n".join(lines)
+
+
+def burst_report(r: dict[str, Any]) -> str:
+    """`make bench BENCH_ARGS="--burst N"`: times are seconds after the slot."""
+    from harness.burst import TARGET_CPU_PER_RUN, TARGET_P99_LAG
+
+    m, b = r["meta"], r.get("burst") or {}
+    n = m["burst"]
+    load = " ".join(f"{x:.2f}" for x in m["loadavg_start"])
+    lines = [
+        f"cronwarden bench --burst: N={n} tasks on one minute, operator {m['operator_root']} "
+        f"({m['operator_commit']}), {m['cpus']} CPUs, load {load} at start",
+        f"  slot {b.get('slot', '-')} ('{b.get('schedule', '-')}' Etc/UTC), "
+        f"startingDeadlineSeconds {b.get('starting_deadline_seconds', '-')}",
+        "",
+    ]
+
+    def row(label: str, value: str, target: str = "") -> None:
+        lines.append(f"  {label:<52} {value:<40} {target}".rstrip())
+
+    def secs(key: str) -> str:
+        v = b.get(key)
+        return "-" if v is None else f"{v:.2f} s"
+
+    if "apply_seconds" in b:
+        row(f"{n} tasks applied", f"{b['apply_seconds']:.1f} s")
+        row(
+            "  Ready before the slot",
+            f"{b.get('ready_before_slot', 0)} of {n}, {b.get('ready_seconds', 0):.1f} s",
+        )
+    row(
+        "Jobs created / Complete / Failed",
+        f"{b.get('jobs_created', 0)} / {b.get('jobs_complete', 0)} / {b.get('jobs_failed', 0)}",
+    )
+    row("first Job created (CronJob controller)", secs("first_job_created_after_slot"))
+    row("last Job created (CronJob controller)", secs("last_job_created_after_slot"))
+    row("last Job Complete", secs("last_job_complete_after_slot"))
+    row(
+        f"last status names its run ({b.get('tasks_reflecting', 0)} of {n})",
+        secs("last_status_after_slot"),
+    )
+    if lag := b.get("lag"):
+        row(
+            f"lag Job Complete -> status ({b['lag_count']} tasks)",
+            f"p50 {lag['p50']:.2f} s, p99 {lag['p99']:.2f} s, max {lag['max']:.2f} s",
+            f"target p99 <= {TARGET_P99_LAG:g} s",
+        )
+    if "operator_cpu_seconds" in b:
+        row(
+            f"operator CPU over the burst ({b['window_seconds']:.0f} s)",
+            f"{b['operator_cpu_seconds']:.1f} s",
+        )
+        row(
+            "  per run",
+            f"{b['operator_cpu_per_run'] * 1000:.1f} ms",
+            f"target <= {TARGET_CPU_PER_RUN * 1000:g} ms",
+        )
+        row("operator RSS peak (VmHWM)", f"{b['operator_rss_peak_kib'] / 1024:.1f} MiB")
+        row(
+            "  before the slot",
+            f"{b['operator_rss_peak_before_kib'] / 1024:.1f} MiB",
+        )
+    if (ev := b.get("events")) is not None:
+        row(
+            "Events by cronwarden in the namespace",
+            f"{ev['objects']} objects, count {ev['count']} "
+            f"({ev['objects_since_window']} last seen in the window)",
+        )
+        if ev["by_reason"]:
+            row("  by reason", ", ".join(f"{k} {v}" for k, v in sorted(ev["by_reason"].items())))
+    if b.get("operator_own_requests") is not None:
+        own = b["operator_own_requests"]
+        total = int(sum(own.values()))
+        row(
+            "operator API requests over the burst (own count)",
+            f"{total} ({b['operator_requests_per_second']:.1f}/s)",
+        )
+        row("  of which Event writes (POST/PATCH)", f"{int(b['operator_event_writes'])}")
+        lines.append("    " + ", ".join(f"{k} {int(v)}" for k, v in sorted(own.items())))
+    if ol := r.get("operator_log"):
+        lines.append(
+            f"  operator log: {ol['lines']} lines, {ol['errors']} ERROR, {ol['warnings']} "
+            f"WARNING, {ol['tracebacks']} Traceback ({m['operator_log']})"
+        )
+    lines += [f"  ERROR: {e}" for e in r["errors"]]
+    lines.append(f"  wall time {r['wall_seconds']:.0f} s; JSON {m['json']}")
+    return "\n".join(lines)
