@@ -198,6 +198,13 @@ SOAK_MINUTES ?= 30
 soak: install tools ## Run SOAK_TASKS per-minute tasks for SOAK_MINUTES and report the operator's RSS slope.
 	$(PY) hack/soak.py --tasks $(SOAK_TASKS) --minutes $(SOAK_MINUTES)
 
+# Chaos options (`make chaos CHAOS_ARGS="--small --scenario operator-kill"`; hack/chaos.py --help).
+CHAOS_ARGS ?=
+
+.PHONY: chaos
+chaos: install tools ## Inject faults under churn (1,000 tasks) and judge them from an independent recorder against the targets.
+	$(PY) hack/chaos.py $(CHAOS_ARGS)
+
 ##@ Chart and image
 
 .PHONY: chart-lint

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from harness.measure import OURS
@@ -208,3 +209,113 @@ def burst_report(r: dict[str, Any]) -> str:
     lines += [f"  ERROR: {e}" for e in r["errors"]]
     lines.append(f"  wall time {r['wall_seconds']:.0f} s; JSON {m['json']}")
     return "\n".join(lines)
+
+
+# The reliability targets (README, "Reliability"): figure -> (label, bound, kind).
+# kind "max" means value <= bound.
+CHAOS_TARGETS: dict[str, tuple[str, float]] = {
+    "duplicate_cronjobs": ("duplicate CronJobs", 0),
+    "runs_lost": ("runs lost (evidence held)", 0),
+    "counted_twice": ("runs counted twice", 0),
+    "phantoms_final": ("phantom active Jobs after convergence", 0),
+    "regressions": ("counter or timestamp regressions", 0),
+    "false_alerts_after": ("false Late/Blocked after the faults", 0),
+    "missed_alerts_after": ("missed Late/Blocked after the faults", 0),
+    "convergence_max_seconds": ("convergence after a fault, worst (s)", 30),
+    "not_converged": ("faults never converged from", 0),
+    "crashes": ("operator crashes (exits not caused by a fault)", 0),
+}
+
+
+# Misses with a known cause, reported to the runtime's owner (README, "Reliability"):
+# figure -> (the figure that must explain all of it, the reason).
+KNOWN: dict[str, tuple[str, str]] = {
+    "runs_lost": (
+        "runs_lost_vanished",
+        "a run whose Job was created and deleted while the operator was down or frozen "
+        "is not counted, although the CronJob's lastSuccessfulTime proves it (README D1)",
+    ),
+}
+
+
+def chaos_misses(r: dict[str, Any], known: bool = False) -> list[str]:
+    """The figures of one scenario that miss their target: those without a known cause,
+    or (known=True) those that a known cause explains in full."""
+    out = []
+    for key, (label, bound) in CHAOS_TARGETS.items():
+        value = r.get(key)
+        if value is not None and value <= bound:
+            continue
+        explained = key in KNOWN and value is not None and value == r.get(KNOWN[key][0])
+        if explained == known:
+            reason = f": {KNOWN[key][1]}" if explained else ""
+            out.append(f"{label}: {value} (target <= {bound:g}){reason}")
+    return out
+
+
+def chaos_report(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
+    """One column per scenario, one row per figure."""
+    mib = lambda v: f"{v / 1024:.0f}" if v else "-"  # noqa: E731
+    rows: list[tuple[str, Callable[[dict[str, Any]], str], str]] = [
+        ("faults injected", lambda r: str(r["faults"]), ""),
+        ("duration (s)", lambda r: f"{r['duration_seconds']:.0f}", ""),
+        *[
+            (label, lambda r, k=key: fmt(r.get(k)), f"<= {bound:g}")
+            for key, (label, bound) in CHAOS_TARGETS.items()
+        ],
+        ("runs lost that only the CronJob held", lambda r: str(r["runs_lost_vanished"]), ""),
+        ("phantoms at any checkpoint", lambda r: str(r["phantoms"]), ""),
+        ("false Late/Blocked, all", lambda r: str(r["false_alerts"]), ""),
+        ("missed Late/Blocked, all", lambda r: str(r["missed_alerts"]), ""),
+        ("duplicate runs (one slot, two Jobs)", lambda r: str(r["duplicate_runs"]), ""),
+        ("convergence per fault (s)", lambda r: spread(r["convergence_seconds"]), ""),
+        ("operator restarts", lambda r: str(r["restarts"]), ""),
+        ("operator tracebacks", lambda r: str(r["operator_tracebacks"]), ""),
+        (
+            "RSS before / after (MiB)",
+            lambda r: f"{mib(r['rss_before_kib'])} / {mib(r['rss_after_kib'])}",
+            "",
+        ),
+        ("slots / missed in the record", lambda r: f"{r['slots']} / {r['slots_missed']}", ""),
+        ("runs finished in the record", lambda r: str(r["runs_finished"]), ""),
+        (
+            "recorder watch gaps (s)",
+            lambda r: f"{r['recorder_gaps']} ({r['recorder_gap_seconds']:g})",
+            "",
+        ),
+    ]
+    names = [r["scenario"] for r in results]
+    width = max(14, *(len(n) + 2 for n in names))
+    lines = [
+        f"cronwarden chaos: {meta['tasks']} tasks ({meta['per_minute']} per-minute), "
+        f"operator {meta['operator_commit']}, {meta['cpus']} CPUs, started {meta['started']}",
+        "",
+        f"  {'figure':<46}{''.join(f'{name:>{width}}' for name in names)}  target",
+    ]
+    for label, get, target in rows:
+        lines.append(f"  {label:<46}{''.join(f'{get(r):>{width}}' for r in results)}  {target}")
+    for r in results:
+        for miss in chaos_misses(r):
+            lines.append(f"  MISSED {r['scenario']}: {miss}")
+        for miss in chaos_misses(r, known=True):
+            lines.append(f"  missed, known cause, {r['scenario']}: {miss}")
+        for what, examples in r.get("examples", {}).items():
+            for ex in examples[:3]:
+                lines.append(f"    {r['scenario']} {what}: {ex}")
+        lines += [f"  note {r['scenario']}: {n}" for n in r.get("notes", [])]
+        lines += [f"  ERROR {r['scenario']}: {e}" for e in r.get("errors", [])]
+    lines.append(f"  wall time {meta['wall_seconds']:.0f} s; JSON {meta['json']}")
+    return "\n".join(lines)
+
+
+def fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1f}" if isinstance(value, float) else str(value)
+
+
+def spread(values: list[float | None]) -> str:
+    done = sorted(v for v in values if v is not None)
+    if not done:
+        return "-"
+    return f"{done[0]:.0f}..{done[-1]:.0f}" if len(done) > 1 else f"{done[0]:.1f}"

@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""`make chaos`: faults injected under churn, figures from an independent recorder.
+
+For each scenario (hack/harness/scenarios.py), in a fresh namespace:
+
+1. the recorder (hack/harness/recorder.py, its own process, no cronwarden code)
+   lists and watches Jobs, CronJobs, Pods, Events and ScheduledTasks and logs what
+   happens, with the slots each CronJob should fire;
+2. the operator starts; the chaos mix is applied (per-minute tasks that succeed,
+   fail, keep no history, have TTL 0, or hang under Forbid; the rest never fire),
+   and every per-minute task runs once;
+3. the scenario injects its faults; after each one the harness measures how long
+   until every task converges, and lets the checkpoint (end + 30 s) pass;
+4. the operator and the recorder stop, and the figures are computed from the
+   recorder's log (hack/harness/analysis.py): duplicates, runs lost or counted
+   twice, phantom active Jobs, regressions, false and missed Late/Blocked.
+
+A table goes to stdout and JSON to .state/chaos/ (with each scenario's record and
+logs). Exit status 1 when a figure misses its target or a scenario fails.
+Full run: 1,000 tasks (200 per-minute) and each scenario's full repetitions;
+--small: 30 tasks (12 per-minute), one repetition, for CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import setup
+from harness.chaosrun import ChaosRun
+from harness.report import chaos_misses, chaos_report
+from harness.scenarios import SCENARIOS
+from harness.setup import ROOT, STATE_DIR, BenchError, log
+
+OUT_DIR = STATE_DIR / "chaos"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument(
+        "--scenario",
+        action="append",
+        choices=sorted(SCENARIOS),
+        help="run this scenario (repeat for more; default: all, in order)",
+    )
+    p.add_argument("--small", action="store_true", help="30 tasks, one repetition (CI)")
+    p.add_argument("--tasks", type=int, help="tasks (default 1000, or 30 with --small)")
+    p.add_argument("--per-minute", type=int, help="of which per-minute (default 200 / 12)")
+    p.add_argument("--repeat", type=int, help="repetitions of each fault (default: full / 1)")
+    p.add_argument("--seed", type=int, default=17, help="random moments are drawn from it")
+    p.add_argument("--operator-root", type=Path, default=ROOT, help="checkout to run")
+    p.add_argument("--kubeconfig", type=Path, help="a running cluster (default: .state's)")
+    p.add_argument("--json", type=Path, help="output (default .state/chaos/chaos.json)")
+    p.add_argument("--keep", action="store_true", help="keep the namespaces afterwards")
+    args = p.parse_args(argv)
+    args.tasks = args.tasks or (30 if args.small else 1000)
+    args.per_minute = args.per_minute or (12 if args.small else 200)
+    args.scenario = args.scenario or list(SCENARIOS)
+    args.json = args.json or OUT_DIR / "chaos.json"
+    args.operator_root = args.operator_root.resolve()
+    return args
+
+
+def run_scenario(args: argparse.Namespace, kc: Path, name: str) -> dict[str, Any]:
+    scenario, full = SCENARIOS[name]
+    repeat = args.repeat or (1 if args.small else full)
+    ns = f"chaos-{name}"
+    started = time.time()
+    setup.prepare_namespaces(kc, (ns,))
+    run = ChaosRun(kc, args.operator_root, OUT_DIR, name, ns, args.seed)
+    result: dict[str, Any] = {}
+    errors: list[str] = []
+    try:
+        run.start_recorder()
+        run.start_operator()
+        run.apply_load(args.tasks, args.per_minute)
+        log(f"{name}: {repeat} repetition(s)")
+        scenario(run, repeat)
+        run.tail()
+    except (BenchError, subprocess.SubprocessError, OSError) as err:
+        errors.append(str(err))
+    except Exception as err:
+        traceback.print_exc()
+        errors.append(f"{type(err).__name__}: {err}")
+    finally:
+        result = run.finish(started)
+        if not args.keep:
+            setup.cleanup(kc, False, result, (ns,))
+    result["errors"] = errors + result.get("errors", [])
+    result["repetitions"] = repeat
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    setup.TOOL = "chaos"
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    wall = time.monotonic()
+    kc = args.kubeconfig or STATE_DIR / "kubeconfig"
+    commit = subprocess.run(
+        ["git", "-C", str(args.operator_root), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    meta: dict[str, Any] = {
+        "tasks": args.tasks,
+        "per_minute": args.per_minute,
+        "small": args.small,
+        "seed": args.seed,
+        "operator_root": str(args.operator_root),
+        "operator_commit": commit or "unknown",
+        "cpus": os.cpu_count(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "json": str(args.json),
+    }
+    results: list[dict[str, Any]] = []
+    started_cluster = False
+    try:
+        started_cluster = setup.ensure_cluster(kc, given=args.kubeconfig is not None)
+        setup.apply_crd(kc, args.operator_root)
+        for name in args.scenario:
+            log(f"scenario {name}")
+            results.append(run_scenario(args, kc, name))
+    finally:
+        if started_cluster:
+            setup.cleanup(kc, True, {"errors": []}, ())
+    meta["wall_seconds"] = time.monotonic() - wall
+    args.json.write_text(json.dumps({"meta": meta, "scenarios": results}, indent=2) + "\n")
+    print("\n" + chaos_report(results, meta))
+    return 1 if any(r["errors"] or chaos_misses(r) for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,369 @@
+"""The chaos figures, from the recorder's log (ground truth) and the scenario's faults.
+
+Pure: `analyse(records, faults, ...)` takes the parsed JSON lines and the fault
+windows (Unix times) and returns the figures; nothing here talks to the cluster.
+
+Definitions (the README's reliability section states the targets):
+
+- duplicate CronJobs: CronJobs alive at once beyond the first, controlled by one task;
+  duplicate runs: Jobs of one task started for the same slot more than once.
+- checkpoints: each fault's end + SETTLE seconds, and the end of the record. At a
+  checkpoint T, a task's status (its last `task` record at or before T) is compared
+  with the runs the record saw finish before T - MARGIN:
+  - runs lost: fewer counted than the runs whose evidence the cluster still held. A run
+    is evidence-held unless its Job both finished and vanished inside one fault window
+    (the operator could not see it); of those, the CronJob's lastSuccessfulTime still
+    holds one success per CronJob and window. The part of a deficit that such a
+    success explains is also given apart (runs_lost_vanished). Per task and counter,
+    the worst deficit over the checkpoints counts (not their sum).
+  - counted twice: more counted than the runs that finished (plus Jobs that vanished
+    with no result seen, which may have finished unseen).
+  - phantom active Jobs: names in status.active whose Job was gone before T - MARGIN.
+- regressions: a counter (succeeded, failed, unknown, missedRuns, skippedRuns.forbid)
+  that goes down, or a timestamp (lastScheduleTime, lastSuccessfulTime,
+  lastFailureTime, watermark) that goes back, for one task uid.
+- false Late/Blocked: Late (Blocked) turned True although the Job for its slot
+  (lastMissedTime; lastSkippedTime) was created within the grace.
+- missed Late/Blocked: a slot with no Job created within the grace, and no status
+  flagging it (Late or Blocked True, or lastMissedTime/lastSkippedTime at or after it)
+  by grace + SETTLE after it, or SETTLE after the fault it fell into.
+An alert is "after the faults" when raised outside every [start, end + SETTLE].
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+SETTLE = 30.0  # seconds after a fault's end by which everything must be reflected
+MARGIN = 5.0  # runs that finish this close to a checkpoint may still be in flight
+COUNTERS = ("succeeded", "failed", "unknown", "missed", "skipped")
+STAMPS = ("last_schedule", "last_success", "last_failure", "watermark")
+EXAMPLES = 8
+
+
+def ts(value: str | None) -> float | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+@dataclass
+class Fault:
+    name: str
+    start: float
+    end: float
+
+    def covers(self, t: float, settle: float = 0.0) -> bool:
+        return self.start <= t <= self.end + settle
+
+
+@dataclass
+class Job:
+    name: str
+    uid: str
+    cronjob_uid: str | None
+    scheduled: float | None
+    created: float | None  # creationTimestamp
+    finished_at: float | None = None  # record time of job_finished
+    result: str | None = None
+    deleted_at: float | None = None
+
+
+@dataclass
+class Figures:
+    duplicate_cronjobs: int = 0
+    duplicate_runs: int = 0
+    runs_lost: int = 0
+    runs_lost_vanished: int = 0  # of which: Jobs created and deleted inside a fault
+    counted_twice: int = 0
+    phantoms: int = 0
+    phantoms_final: int = 0
+    regressions: int = 0
+    false_alerts: int = 0
+    false_alerts_after: int = 0
+    missed_alerts: int = 0
+    missed_alerts_after: int = 0
+    slots: int = 0
+    slots_missed: int = 0
+    runs_finished: int = 0
+    recorder_gaps: int = 0
+    recorder_gap_seconds: float = 0.0
+    examples: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    # (task uid, counter) -> the worst deficit (and its vanished part) or excess seen at
+    # any checkpoint: one run missing at two checkpoints is one run lost.
+    lost: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
+    twice: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def note(self, what: str, text: str) -> None:
+        if len(self.examples[what]) < EXAMPLES:
+            self.examples[what].append(text)
+
+
+class Record:
+    """The recorder's log, indexed."""
+
+    def __init__(self, records: list[dict[str, Any]]) -> None:
+        self.end = max((r["t"] for r in records), default=0.0)
+        self.jobs: dict[str, Job] = {}
+        self.cronjob_task: dict[str, str] = {}  # cronjob uid -> task uid
+        self.cronjob_life: dict[str, list[float]] = {}  # cronjob uid -> [added, deleted]
+        self.slots: list[tuple[str, float]] = []  # (cronjob uid, slot)
+        self.tasks: dict[str, list[tuple[float, dict[str, Any]]]] = defaultdict(list)
+        self.task_gone: dict[str, float] = {}
+        self.gaps: list[dict[str, Any]] = []
+        for r in records:
+            getattr(self, "on_" + r["kind"], self.ignore)(r)
+
+    def ignore(self, r: dict[str, Any]) -> None:
+        pass
+
+    def job(self, r: dict[str, Any]) -> Job:
+        if r["uid"] not in self.jobs:
+            self.jobs[r["uid"]] = Job(
+                r["job"], r["uid"], r["cronjob_uid"], ts(r["scheduled"]), ts(r["created"])
+            )
+        return self.jobs[r["uid"]]
+
+    def on_job_created(self, r: dict[str, Any]) -> None:
+        self.job(r)
+
+    def on_job_finished(self, r: dict[str, Any]) -> None:
+        job = self.job(r)
+        job.finished_at, job.result = r["t"], r["result"]
+
+    def on_job_deleted(self, r: dict[str, Any]) -> None:
+        self.job(r).deleted_at = r["t"]
+
+    def on_cronjob_added(self, r: dict[str, Any]) -> None:
+        self.cronjob_life[r["uid"]] = [r["t"], float("inf")]
+        self.on_cronjob_changed(r)
+
+    def on_cronjob_changed(self, r: dict[str, Any]) -> None:
+        if r.get("task_uid"):
+            self.cronjob_task[r["uid"]] = r["task_uid"]
+
+    def on_cronjob_deleted(self, r: dict[str, Any]) -> None:
+        self.cronjob_life.setdefault(r["uid"], [r["t"], r["t"]])[1] = r["t"]
+
+    def on_slot(self, r: dict[str, Any]) -> None:
+        slot = ts(r["slot"])
+        assert slot is not None
+        self.slots.append((r["uid"], slot))
+
+    def on_task(self, r: dict[str, Any]) -> None:
+        self.tasks[r["uid"]].append((r["t"], r))
+
+    def on_task_deleted(self, r: dict[str, Any]) -> None:
+        self.task_gone[r["uid"]] = r["t"]
+
+    def on_watch_gap(self, r: dict[str, Any]) -> None:
+        self.gaps.append(r)
+
+    def task_at(self, uid: str, t: float) -> dict[str, Any] | None:
+        if self.task_gone.get(uid, float("inf")) <= t:
+            return None
+        last = None
+        for at, snap in self.tasks[uid]:
+            if at > t:
+                break
+            last = snap
+        return last
+
+    def runs_of(self, task_uid: str) -> list[Job]:
+        return [
+            j for j in self.jobs.values() if self.cronjob_task.get(j.cronjob_uid or "") == task_uid
+        ]
+
+
+def analyse(
+    records: list[dict[str, Any]], faults: list[Fault], grace: float, settle: float = SETTLE
+) -> dict[str, Any]:
+    rec = Record(records)
+    fig = Figures()
+    duplicates(rec, fig)
+    checkpoints = [f.end + settle for f in faults if f.end + settle <= rec.end] + [rec.end]
+    for i, at in enumerate(checkpoints):
+        counts(rec, fig, at, faults, final=i == len(checkpoints) - 1)
+    fig.runs_lost = sum(total for total, _ in fig.lost.values())
+    fig.runs_lost_vanished = sum(vanished for _, vanished in fig.lost.values())
+    fig.counted_twice = sum(fig.twice.values())
+    regressions(rec, fig)
+    alerts(rec, fig, faults, grace, settle)
+    fig.runs_finished = sum(1 for j in rec.jobs.values() if j.result)
+    fig.recorder_gaps = len(rec.gaps)
+    fig.recorder_gap_seconds = round(sum(g["end"] - g["start"] for g in rec.gaps), 1)
+    out = {k: v for k, v in fig.__dict__.items() if k not in ("examples", "lost", "twice")}
+    out["examples"] = dict(fig.examples)
+    out["checkpoints"] = len(checkpoints)
+    out["recorder_gap_list"] = [
+        f"{g['ns']}/{g['resource']} {g['end'] - g['start']:.1f}s relisted={g['relisted']}"
+        for g in rec.gaps[:EXAMPLES]
+    ]
+    return out
+
+
+def duplicates(rec: Record, fig: Figures) -> None:
+    by_task: dict[str, list[tuple[float, int]]] = defaultdict(list)
+    for uid, (added, deleted) in rec.cronjob_life.items():
+        if uid in rec.cronjob_task:
+            by_task[rec.cronjob_task[uid]] += [(added, 1), (deleted, -1)]
+    for task, changes in by_task.items():
+        alive = most = 0
+        for _, change in sorted(changes, key=lambda c: (c[0], c[1])):  # deletions first
+            alive += change
+            most = max(most, alive)
+        if most > 1:
+            fig.duplicate_cronjobs += most - 1
+            fig.note("duplicate_cronjobs", f"task {task}: {most} CronJobs at once")
+    seen: dict[tuple[str, float], str] = {}
+    for job in rec.jobs.values():
+        task = rec.cronjob_task.get(job.cronjob_uid or "")
+        if task is None or job.scheduled is None:
+            continue
+        if (task, job.scheduled) in seen:
+            fig.duplicate_runs += 1
+            fig.note("duplicate_runs", f"{job.name} and {seen[(task, job.scheduled)]}")
+        seen[(task, job.scheduled)] = job.name
+
+
+def blind(job: Job, faults: list[Fault]) -> Fault | None:
+    """The fault in which the Job finished (or up to MARGIN before it started: the
+    operator may not have written it yet) and vanished: only the cluster's own
+    evidence (the CronJob's lastSuccessfulTime) can tell the operator about it."""
+    if job.finished_at is None or job.deleted_at is None:
+        return None
+    for f in faults:
+        if f.start - MARGIN <= job.finished_at <= f.end and job.deleted_at <= f.end:
+            return f
+    return None
+
+
+def counts(rec: Record, fig: Figures, at: float, faults: list[Fault], final: bool) -> None:
+    horizon = at - MARGIN
+    for uid in rec.tasks:
+        snap = rec.task_at(uid, at)
+        if snap is None:
+            continue
+        runs = [j for j in rec.runs_of(uid) if j.created is not None]
+        vanished_unseen = [
+            j for j in runs if j.result is None and j.deleted_at is not None and j.deleted_at <= at
+        ]
+        for result, key in (("Succeeded", "succeeded"), ("Failed", "failed")):
+            finished = [j for j in runs if j.result == result and j.finished_at is not None]
+            due = [j for j in finished if j.finished_at <= horizon]  # type: ignore[operator]
+            windows = [(blind(j, faults), j) for j in due]
+            required = sum(1 for f, _ in windows if f is None)
+            credits = 0
+            if result == "Succeeded":  # the CronJob's lastSuccessfulTime: one per window
+                credits = len({(f.name, j.cronjob_uid) for f, j in windows if f is not None})
+            required += credits
+            counted = snap[key]
+            if counted < required:
+                deficit = required - counted
+                worst = fig.lost.get((uid, key), (0, 0))
+                fig.lost[(uid, key)] = max(worst, (deficit, min(deficit, credits)))
+                fig.note(
+                    "runs_lost",
+                    f"{snap['task']} at {at:.0f}: {key} {counted} < {required} evidence-held",
+                )
+            allowed = sum(1 for j in finished if j.finished_at <= at) + len(vanished_unseen)  # type: ignore[operator]
+            if counted > allowed:
+                fig.twice[(uid, key)] = max(fig.twice.get((uid, key), 0), counted - allowed)
+                fig.note(
+                    "counted_twice", f"{snap['task']} at {at:.0f}: {key} {counted} > {allowed}"
+                )
+        names = {j.name: j for j in runs}
+        for name in snap["active"]:
+            job = names.get(name)
+            if job is None or (job.deleted_at is not None and job.deleted_at <= horizon):
+                fig.phantoms += 1
+                fig.phantoms_final += final
+                fig.note("phantoms", f"{snap['task']} at {at:.0f}: active {name} does not exist")
+
+
+def regressions(rec: Record, fig: Figures) -> None:
+    for snaps in rec.tasks.values():
+        for (_, a), (t, b) in itertools.pairwise(snaps):
+            for key in COUNTERS:
+                if b[key] < a[key]:
+                    fig.regressions += 1
+                    fig.note("regressions", f"{b['task']} at {t:.0f}: {key} {a[key]} -> {b[key]}")
+            for key in STAMPS:
+                old, new = ts(a[key]), ts(b[key])
+                if old is not None and (new is None or new < old):
+                    fig.regressions += 1
+                    fig.note("regressions", f"{b['task']} at {t:.0f}: {key} {a[key]} -> {b[key]}")
+
+
+def alerts(rec: Record, fig: Figures, faults: list[Fault], grace: float, settle: float) -> None:
+    started: dict[tuple[str, float], float] = {}  # (cronjob uid, slot) -> creation
+    for job in rec.jobs.values():
+        if job.cronjob_uid and job.scheduled is not None and job.created is not None:
+            key = (job.cronjob_uid, job.scheduled)
+            started[key] = min(started.get(key, job.created), job.created)
+    slots_of: dict[str, list[float]] = defaultdict(list)
+    for cj, slot in rec.slots:
+        if cj in rec.cronjob_task:
+            slots_of[rec.cronjob_task[cj]].append(slot)
+    cronjobs_of: dict[str, set[str]] = defaultdict(set)
+    for cj, task in rec.cronjob_task.items():
+        cronjobs_of[task].add(cj)
+
+    def on_time(task: str, slot: float) -> bool:
+        return any(
+            started.get((cj, slot), float("inf")) <= slot + grace for cj in cronjobs_of[task]
+        )
+
+    def during(t: float) -> bool:
+        return any(f.covers(t, settle) for f in faults)
+
+    # False alerts: a transition to True whose slot did start in time.
+    for uid, snaps in rec.tasks.items():
+        prev: dict[str, Any] = {}
+        for t, snap in snaps:
+            for cond, stamp in (("late", "last_missed"), ("blocked", "last_skipped")):
+                if snap[cond] == "True" and prev.get(cond) != "True":
+                    slot = ts(snap[stamp])
+                    if slot is not None and on_time(uid, slot):
+                        fig.false_alerts += 1
+                        fig.false_alerts_after += not during(t)
+                        fig.note(
+                            "false_alerts",
+                            f"{snap['task']} {cond} at {t:.0f}: slot {snap[stamp]} ran in time",
+                        )
+            prev = snap
+
+    # Missed alerts: slots without a run in time, never flagged.
+    for uid, slots in slots_of.items():
+        for slot in slots:
+            fig.slots += 1
+            if on_time(uid, slot):
+                continue
+            deadline = slot + grace + settle
+            for f in faults:
+                if f.covers(slot + grace, settle):
+                    deadline = max(deadline, f.end + settle)
+            if deadline > rec.end or rec.task_at(uid, slot + grace) is None:
+                continue
+            fig.slots_missed += 1
+            current = rec.task_at(uid, slot + grace) or {}
+            flagged = "True" in (current.get("late"), current.get("blocked"))
+            for t, snap in rec.tasks[uid]:
+                if t > deadline:
+                    break
+                if t < slot:
+                    continue
+                late_stamp = max(ts(snap["last_missed"]) or 0, ts(snap["last_skipped"]) or 0)
+                if snap["late"] == "True" or snap["blocked"] == "True" or late_stamp >= slot:
+                    flagged = True
+                    break
+            if not flagged:
+                fig.missed_alerts += 1
+                fig.missed_alerts_after += not during(slot + grace)
+                fig.note(
+                    "missed_alerts", f"task {uid}: slot {slot:.0f} not flagged by {deadline:.0f}"
+                )

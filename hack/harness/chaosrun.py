@@ -1,0 +1,284 @@
+"""One chaos scenario's run: the recorder, the operator (restarted as a Deployment would
+restart it), the load, fault windows, convergence after each fault, and the figures.
+
+A scenario (harness/scenarios.py) only says which faults to inject and when:
+
+    with run.fault("kill-1"):
+        run.kill_operator()
+        run.restart_operator()
+    run.settle()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config
+
+from harness.analysis import SETTLE, Fault, analyse
+from harness.load import GRACE_SECONDS, apply_chunked, chaos_tasks
+from harness.measure import proc_memory
+from harness.setup import GROUP, PLURAL, ROOT, VERSION, BenchError, Operator, log
+
+RECORDER = Path(__file__).resolve().parent / "recorder.py"
+MANAGED = "app.kubernetes.io/managed-by=cronwarden"
+CONVERGE_DEADLINE = 180.0  # seconds after a fault's end; past it, "not converged"
+
+
+class ChaosRun:
+    def __init__(
+        self,
+        kc: Path,
+        root: Path,
+        out_dir: Path,
+        scenario: str,
+        namespace: str,
+        seed: int,
+        operator_args: tuple[str, ...] = (),
+    ) -> None:
+        self.kc, self.root, self.out_dir, self.ns = kc, root, out_dir, namespace
+        self.scenario = scenario
+        self.rng = random.Random(seed)
+        self.operator_args = operator_args
+        self.record_path = out_dir / f"{scenario}-record.jsonl"
+        self.record_path.unlink(missing_ok=True)
+        self.api = config.new_client_from_config(config_file=str(kc))
+        self.custom = client.CustomObjectsApi(self.api)
+        self.recorder: subprocess.Popen[bytes] | None = None
+        self.ops: dict[str, Operator] = {}
+        self.expected_exit: set[int] = set()
+        self.faults: list[Fault] = []
+        self.convergence: list[float | None] = []
+        self.crashes = 0
+        self.restarts = 0
+        self.notes: list[str] = []
+        self.rss_before_kib: int | None = None
+
+    # Processes
+
+    def start_recorder(self, deadline: float = 90) -> None:
+        python = ROOT / ".venv" / "bin" / "python"
+        cmd = [str(python), str(RECORDER), f"--kubeconfig={self.kc}", f"--namespace={self.ns}"]
+        cmd.append(f"--out={self.record_path}")
+        err = open(self.out_dir / f"{self.scenario}-recorder.log", "w")  # noqa: SIM115
+        self.recorder = subprocess.Popen(cmd, stdout=err, stderr=subprocess.STDOUT)
+        end = time.monotonic() + deadline
+        while '"kind": "synced"' not in self.record_text():
+            if self.recorder.poll() is not None:
+                raise BenchError(
+                    f"the recorder exited ({self.recorder.returncode}); see {err.name}"
+                )
+            if time.monotonic() > end:
+                raise BenchError(f"the recorder did not list in {deadline:.0f}s")
+            time.sleep(0.2)
+        log(f"recorder pid {self.recorder.pid} synced ({self.record_path})")
+
+    def record_text(self) -> str:
+        try:
+            return self.record_path.read_text()
+        except OSError:
+            return ""
+
+    def start_operator(self, replica: str = "op", env: dict[str, str] | None = None) -> Operator:
+        op = Operator(
+            self.root,
+            self.kc,
+            self.out_dir / f"{self.scenario}-{replica}.log",
+            resync=60,
+            namespaces=(self.ns,),
+            extra_args=self.operator_args,
+            env=env,
+            append_log=True,
+        )
+        self.ops[replica] = op
+        return op
+
+    @property
+    def op(self) -> Operator:
+        return self.ops["op"]
+
+    def kill_operator(self, replica: str = "op", sig: signal.Signals = signal.SIGKILL) -> None:
+        op = self.ops[replica]
+        self.expected_exit.add(op.pid)
+        os.kill(op.pid, sig)
+        op.proc.wait(timeout=30)
+
+    def restart_operator(self, replica: str = "op", env: dict[str, str] | None = None) -> None:
+        self.restarts += 1
+        self.start_operator(replica, env)
+
+    def check_operators(self) -> None:
+        """An operator that exited on its own is a crash: count it and start it again."""
+        for replica, op in list(self.ops.items()):
+            if op.proc.poll() is not None and op.pid not in self.expected_exit:
+                self.crashes += 1
+                self.expected_exit.add(op.pid)
+                self.notes.append(f"{replica} (pid {op.pid}) exited {op.proc.returncode} by itself")
+                log(f"operator {replica} crashed ({op.proc.returncode}); restarting it")
+                with self.fault(f"crash-{self.crashes}"):
+                    self.restart_operator(replica)
+
+    # Time
+
+    def wait_until(self, moment: float) -> None:
+        """Wait for a wall-clock moment (Unix time), watching the operators meanwhile."""
+        while (left := moment - time.time()) > 0:
+            time.sleep(min(left, 1.0))
+            self.check_operators()
+
+    def next_minute(self, offset: float) -> float:
+        return (time.time() // 60 + 1) * 60 + offset
+
+    # Load and faults
+
+    def apply_load(self, n: int, per_minute: int) -> None:
+        tasks = chaos_tasks(n, per_minute, self.ns)
+        apply_chunked(self.kc, tasks, 500, time.monotonic() + 900)
+        log(f"{n} tasks applied ({per_minute} per-minute); waiting for them to converge")
+        waited = self.wait_converged(time.time(), 600)
+        if waited is None:
+            raise BenchError(f"the tasks did not converge in 600s: {self.converged()[1]}")
+        # Every per-minute task runs once before the first fault.
+        log(f"converged in {waited:.0f}s; waiting for the first runs")
+        self.wait_until(self.next_minute(25))
+        self.rss_before_kib = proc_memory(self.op.pid)["VmRSS"]
+
+    @contextlib.contextmanager
+    def fault(self, name: str) -> Iterator[None]:
+        start = time.time()
+        log(f"fault {name}: start")
+        try:
+            yield
+        finally:
+            self.faults.append(Fault(name, start, time.time()))
+            log(f"fault {name}: ended after {time.time() - start:.1f}s")
+
+    def settle(self) -> None:
+        """After a fault: measure convergence, then let the checkpoint (end + SETTLE) pass."""
+        end = self.faults[-1].end
+        self.convergence.append(self.wait_converged(end, CONVERGE_DEADLINE))
+        took = self.convergence[-1]
+        if took is None:
+            log(f"not converged {CONVERGE_DEADLINE:.0f}s after the fault: {self.converged()[1]}")
+        else:
+            log(f"converged {took:.1f}s after the fault ended")
+        self.wait_until(end + SETTLE + 2)
+
+    def wait_converged(self, since: float, deadline: float) -> float | None:
+        while time.time() < since + deadline:
+            self.check_operators()
+            with contextlib.suppress(Exception):  # the API may still be coming back
+                if self.converged()[0]:
+                    return max(time.time() - since, 0.0)
+            time.sleep(1.0)
+        return None
+
+    def converged(self) -> tuple[bool, str]:
+        """Every task Ready at its generation with exactly one CronJob of its own, its
+        status.active the Jobs of that CronJob that have not finished, and its last
+        success no older than the CronJob's."""
+        ns = self.ns
+        tasks = self.list(GROUP, VERSION, PLURAL)
+        cronjobs = self.list("batch", "v1", "cronjobs")
+        jobs = self.list("batch", "v1", "jobs")
+        owned: dict[str, list[dict[str, Any]]] = {}
+        for cj in cronjobs:
+            for ref in cj["metadata"].get("ownerReferences") or []:
+                if ref.get("controller"):
+                    owned.setdefault(ref["uid"], []).append(cj)
+        running: dict[str, set[str]] = {}
+        for job in jobs:
+            done = any(
+                c["type"] in ("Complete", "Failed") and c["status"] == "True"
+                for c in (job.get("status") or {}).get("conditions") or []
+            )
+            for ref in job["metadata"].get("ownerReferences") or []:
+                if ref.get("controller") and not done:
+                    running.setdefault(ref["uid"], set()).add(job["metadata"]["name"])
+        for t in tasks:
+            name, status = t["metadata"]["name"], t.get("status") or {}
+            ready = [c for c in status.get("conditions") or [] if c["type"] == "Ready"]
+            if not ready or ready[0]["status"] != "True":
+                return False, f"{ns}/{name} not Ready"
+            if status.get("observedGeneration") != t["metadata"]["generation"]:
+                return False, f"{ns}/{name} observedGeneration behind"
+            mine = owned.get(t["metadata"]["uid"], [])
+            if len(mine) != 1:
+                return False, f"{ns}/{name} has {len(mine)} CronJobs"
+            cj = mine[0]
+            if (cj["metadata"].get("labels") or {}).get("app.kubernetes.io/managed-by") != (
+                "cronwarden"
+            ):
+                return False, f"{ns}/{name}: CronJob without the managed-by label"
+            want = running.get(cj["metadata"]["uid"], set())
+            if set(status.get("active") or []) != want:
+                return False, f"{ns}/{name} active {status.get('active')} != {sorted(want)}"
+            floor = (cj.get("status") or {}).get("lastSuccessfulTime")
+            if floor and (status.get("lastSuccessfulTime") or "") < floor:
+                return False, f"{ns}/{name} lastSuccessfulTime behind the CronJob's"
+        return True, "converged"
+
+    def list(self, group: str, version: str, plural: str) -> list[dict[str, Any]]:
+        out: Any = self.custom.list_namespaced_custom_object(
+            group, version, self.ns, plural, _request_timeout=30
+        )
+        items: list[dict[str, Any]] = out["items"]
+        return items
+
+    # The end
+
+    def tail(self) -> None:
+        """Let the record run on until a slot after the last fault can be judged
+        (its grace and the settle time have passed): a missed alert needs that long."""
+        if self.faults:
+            slot = (self.faults[-1].end // 60 + 1) * 60
+            self.wait_until(slot + GRACE_SECONDS + SETTLE + 3)
+
+    def finish(self, started: float) -> dict[str, Any]:
+        """Stop the operators and the recorder; compute the figures."""
+        self.check_operators()
+        rss_after = {r: proc_memory(op.pid)["VmRSS"] for r, op in self.ops.items() if op.alive()}
+        logs = {r: op.log_summary() for r, op in self.ops.items()}
+        for op in self.ops.values():
+            op.stop()
+        if self.recorder is not None:
+            self.recorder.send_signal(signal.SIGTERM)
+            try:
+                self.recorder.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.recorder.kill()
+                self.notes.append("the recorder did not stop on SIGTERM in 30s")
+        records = [json.loads(line) for line in self.record_text().splitlines() if line.strip()]
+        figures = analyse(records, self.faults, GRACE_SECONDS)
+        tracebacks = sum(s["tracebacks"] for s in logs.values())
+        done = [c for c in self.convergence if c is not None]
+        return {
+            "scenario": self.scenario,
+            "faults": len(self.faults),
+            "fault_windows": [
+                {"name": f.name, "start": f.start, "end": f.end, "seconds": f.end - f.start}
+                for f in self.faults
+            ],
+            "convergence_seconds": self.convergence,
+            "convergence_max_seconds": max(done) if done else None,
+            "not_converged": sum(1 for c in self.convergence if c is None),
+            "crashes": self.crashes,
+            "restarts": self.restarts,
+            "operator_tracebacks": tracebacks,
+            "rss_before_kib": self.rss_before_kib,
+            "rss_after_kib": max(rss_after.values()) if rss_after else None,
+            "records": len(records),
+            "duration_seconds": time.time() - started,
+            "notes": self.notes,
+            "operator_logs": logs,
+            **figures,
+        }

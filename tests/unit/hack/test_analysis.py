@@ -1,0 +1,199 @@
+"""The chaos figures from hand-written records: each figure counts what it should and
+nothing else. Times are seconds after T0 (named moments, no clock)."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "hack"))
+
+from harness.analysis import Fault, analyse
+
+T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC).timestamp()  # a minute boundary
+GRACE = 60.0
+TASK, CJ = "task-uid", "cj-uid"
+
+
+def iso(at: float) -> str:
+    return datetime.fromtimestamp(T0 + at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def rec(at: float, kind: str, **fields: Any) -> dict[str, Any]:
+    return {"t": T0 + at, "kind": kind, "ns": "chaos", **fields}
+
+
+def cronjob(at: float = -100, uid: str = CJ) -> dict[str, Any]:
+    return rec(at, "cronjob_added", cronjob="c", uid=uid, task_uid=TASK)
+
+
+def job(
+    at: float, kind: str, name: str, slot: float | None, result: str | None = None
+) -> dict[str, Any]:
+    return rec(
+        at,
+        kind,
+        job=name,
+        uid=f"uid-{name}",
+        cronjob="c",
+        cronjob_uid=CJ,
+        scheduled=iso(slot) if slot is not None else None,
+        created=iso(slot + 1 if slot is not None else at),
+        result=result,
+    )
+
+
+def run(name: str, slot: float, result: str = "Succeeded") -> list[dict[str, Any]]:
+    """A run started a second after its slot, finished two seconds later."""
+    return [
+        job(slot + 1, "job_created", name, slot),
+        job(slot + 3, "job_finished", name, slot, result),
+    ]
+
+
+def task(at: float, **status: Any) -> dict[str, Any]:
+    base = {
+        "task": "t", "uid": TASK, "ready": "True", "late": "False", "blocked": "False",
+        "succeeded": 0, "failed": 0, "unknown": 0, "missed": 0, "skipped": 0,
+        "last_schedule": None, "last_success": None, "last_failure": None, "last_missed": None,
+        "last_skipped": None, "watermark": None, "active": [],
+    }  # fmt: skip
+    return rec(at, "task", **{**base, **status})
+
+
+def end(at: float) -> dict[str, Any]:
+    return rec(at, "recorder_stopped")
+
+
+def figures(records: list[dict[str, Any]], faults: list[Fault] | None = None) -> dict[str, Any]:
+    return analyse(sorted(records, key=lambda r: r["t"]), faults or [], GRACE)
+
+
+def test_a_run_counted_in_time_is_neither_lost_nor_twice() -> None:
+    out = figures(
+        [
+            cronjob(),
+            *run("c-1", 0),
+            task(
+                0,
+            ),
+            task(4, succeeded=1),
+            end(100),
+        ]
+    )
+    assert (out["runs_lost"], out["counted_twice"], out["runs_finished"]) == (0, 0, 1)
+
+
+def test_a_run_never_counted_is_lost_and_one_counted_twice_is_too_many() -> None:
+    lost = figures([cronjob(), *run("c-1", 0), task(0), end(100)])
+    assert lost["runs_lost"] == 1
+    assert lost["examples"]["runs_lost"]
+    twice = figures([cronjob(), *run("c-1", 0), task(4, succeeded=2), end(100)])
+    assert twice["counted_twice"] == 1
+
+
+def test_runs_that_finished_and_vanished_inside_a_fault_need_only_the_cronjobs_evidence() -> None:
+    records = [
+        cronjob(),
+        *run("c-1", 0),
+        job(10, "job_deleted", "c-1", 0, "Succeeded"),
+        *run("c-2", 60),
+        job(70, "job_deleted", "c-2", 60, "Succeeded"),
+        task(80, succeeded=1),  # only the CronJob's lastSuccessfulTime was left
+        end(200),
+    ]
+    fault = Fault("kill", T0 - 1, T0 + 75)
+    assert figures(records, [fault])["runs_lost"] == 0
+    # Without the fault the operator was watching: both runs had to be counted.
+    assert figures(records)["runs_lost"] == 1
+
+
+def test_a_failure_is_checked_separately_from_successes() -> None:
+    out = figures([cronjob(), *run("c-1", 0, "Failed"), task(4, succeeded=1), end(100)])
+    assert (out["runs_lost"], out["counted_twice"]) == (1, 1)
+
+
+def test_a_phantom_is_an_active_job_that_no_longer_exists() -> None:
+    records = [
+        cronjob(),
+        job(1, "job_created", "c-1", 0),
+        task(2, active=["c-1"]),
+        job(20, "job_deleted", "c-1", 0),
+        end(100),
+    ]
+    out = figures(records)
+    assert (out["phantoms"], out["phantoms_final"]) == (1, 1)
+    cleared = figures([*records[:-1], task(21, active=[]), end(100)])
+    assert cleared["phantoms"] == 0
+
+
+def test_counters_and_timestamps_never_go_back() -> None:
+    records = [
+        cronjob(),
+        task(1, succeeded=3, last_success=iso(0)),
+        task(2, succeeded=2, last_success=iso(0)),
+        task(3, succeeded=2, last_success=iso(-60)),
+        end(10),
+    ]
+    assert figures(records)["regressions"] == 2
+
+
+def slot(at: float) -> dict[str, Any]:
+    return rec(at, "slot", cronjob="c", uid=CJ, slot=iso(at))
+
+
+def test_late_raised_for_a_slot_that_started_in_time_is_false() -> None:
+    records = [cronjob(), slot(0), *run("c-1", 0), task(65, late="True", last_missed=iso(0))]
+    out = figures([*records, end(200)])
+    assert (out["false_alerts"], out["false_alerts_after"]) == (1, 1)
+    # During a fault (or within 30 s after it) it counts, but not against the target.
+    during = figures([*records, end(200)], [Fault("f", T0 + 40, T0 + 50)])
+    assert (during["false_alerts"], during["false_alerts_after"]) == (1, 0)
+
+
+def test_a_slot_without_a_run_must_be_flagged_within_grace_and_settle() -> None:
+    missed = [cronjob(), slot(0), task(1)]
+    assert figures([*missed, end(200)])["missed_alerts"] == 1
+    flagged = figures([*missed, task(61, late="True", last_missed=iso(0)), end(200)])
+    assert (flagged["slots_missed"], flagged["missed_alerts"]) == (1, 0)
+    too_late = figures([*missed, task(95, late="True", last_missed=iso(0)), end(200)])
+    assert too_late["missed_alerts"] == 1
+    # Blocked by a run still active (Forbid) flags it as well.
+    blocked = figures([*missed, task(62, blocked="True", last_skipped=iso(0)), end(200)])
+    assert blocked["missed_alerts"] == 0
+
+
+@pytest.mark.parametrize(("deleted", "expected"), [(50, 0), (float("inf"), 1)])
+def test_two_cronjobs_of_one_task_at_once_are_a_duplicate(deleted: float, expected: int) -> None:
+    records = [cronjob(0, "cj-a"), cronjob(60, "cj-b"), end(200)]
+    if deleted != float("inf"):
+        records.append(rec(deleted, "cronjob_deleted", cronjob="c", uid="cj-a", task_uid=TASK))
+    assert figures(records)["duplicate_cronjobs"] == expected
+
+
+def test_the_recorders_own_gaps_are_reported() -> None:
+    gap = rec(30, "watch_gap", resource="jobs", start=T0 + 10, end=T0 + 30, relisted=True)
+    out = figures([cronjob(), gap, end(100)])
+    assert (out["recorder_gaps"], out["recorder_gap_seconds"]) == (1, 20.0)
+
+
+def test_a_success_only_the_cronjob_holds_is_lost_apart_and_once_over_checkpoints() -> None:
+    """A run whose Job came and went while the operator was down is known only from the
+    CronJob's lastSuccessfulTime: not counting it is a loss, given apart, and the same
+    missing run at two checkpoints is one run lost."""
+    records = [
+        cronjob(),
+        *run("c-1", 0),
+        job(5, "job_deleted", "c-1", 0, "Succeeded"),
+        task(20, succeeded=0, last_success=iso(3)),
+        end(200),
+    ]
+    kill = Fault("kill", T0 - 1, T0 + 10)
+    later = Fault("again", T0 + 100, T0 + 110)
+    out = figures(records, [kill, later])
+    assert out["checkpoints"] == 3
+    assert (out["runs_lost"], out["runs_lost_vanished"]) == (1, 1)
