@@ -76,7 +76,7 @@ def run_scenario(args: argparse.Namespace, kc: Path, name: str) -> dict[str, Any
     ns = f"chaos-{name}"
     started = time.time()
     setup.prepare_namespaces(kc, (ns,))
-    run = ChaosRun(kc, args.operator_root, OUT_DIR, name, ns, args.seed)
+    run = ChaosRun(kc, args.operator_root, OUT_DIR, name, ns, args.seed, small=args.small)
     result: dict[str, Any] = {}
     errors: list[str] = []
     try:

@@ -279,7 +279,8 @@ start_component() {
   echo "$pid" >"$pidfile"
   rm -f "$stopped/$1"
   exec 9>&-
-  # Wait until it serves (the Kubernetes components log "Serving securely on"),
+  # Wait until it serves (the Kubernetes components log "Serving securely on",
+  # etcd "ready to serve client requests"),
   # and fail at once if it exits: for example because another local cluster,
   # created meanwhile, took the port it had while it was stopped.
   for _ in $(seq 1 300); do
@@ -288,7 +289,7 @@ start_component() {
       tail -c +"$((offset + 1))" "$log" | tail -n 5 >&2
       exit 1
     fi
-    if tail -c +"$((offset + 1))" "$log" | grep -q "Serving securely on"; then
+    if tail -c +"$((offset + 1))" "$log" | grep -qE "Serving securely on|ready to serve client requests"; then
       echo "cluster: started $1 (pid $pid)"
       return
     fi

@@ -25,9 +25,18 @@ from typing import Any
 from kubernetes import client, config
 
 from harness.analysis import SETTLE, Fault, analyse
-from harness.load import GRACE_SECONDS, apply_chunked, chaos_tasks
+from harness.load import GRACE_SECONDS, apply_chunked, chaos_task, chaos_tasks
 from harness.measure import proc_memory
-from harness.setup import GROUP, PLURAL, ROOT, VERSION, BenchError, Operator, log
+from harness.setup import (
+    GROUP,
+    PLURAL,
+    ROOT,
+    VERSION,
+    BenchError,
+    Operator,
+    cluster_ready,
+    log,
+)
 
 RECORDER = Path(__file__).resolve().parent / "recorder.py"
 MANAGED = "app.kubernetes.io/managed-by=cronwarden"
@@ -44,9 +53,11 @@ class ChaosRun:
         namespace: str,
         seed: int,
         operator_args: tuple[str, ...] = (),
+        small: bool = False,
     ) -> None:
         self.kc, self.root, self.out_dir, self.ns = kc, root, out_dir, namespace
         self.scenario = scenario
+        self.small = small
         self.rng = random.Random(seed)
         self.operator_args = operator_args
         self.record_path = out_dir / f"{scenario}-record.jsonl"
@@ -62,6 +73,7 @@ class ChaosRun:
         self.restarts = 0
         self.notes: list[str] = []
         self.rss_before_kib: int | None = None
+        self.blind: list[dict[str, Any]] = []
 
     # Processes
 
@@ -135,8 +147,63 @@ class ChaosRun:
             time.sleep(min(left, 1.0))
             self.check_operators()
 
+    def random_moment(self) -> float:
+        """A random moment to start a fault: within the next 40 s (--small: 10 s)."""
+        return time.time() + self.rng.uniform(1, 10 if self.small else 40)
+
     def next_minute(self, offset: float) -> float:
         return (time.time() // 60 + 1) * 60 + offset
+
+    def wait_api(self, deadline: float = 120) -> None:
+        """Wait until the API server answers /readyz again."""
+        end = time.monotonic() + deadline
+        while not cluster_ready(self.kc):
+            if time.monotonic() > end:
+                raise BenchError(f"the API server is not ready {deadline:.0f}s after its start")
+            time.sleep(0.2)
+
+    def blind_window(self, name: str, deadline: float = 120) -> None:
+        """Create a task right now and measure how long until it is Ready; the
+        operator's request retries logged since the last fault began go with it."""
+        obj = chaos_task(name, self.ns, "never")
+        start = time.time()
+        created = False
+        ready = None
+        while time.time() < start + deadline:
+            try:  # a just-started API server may refuse a request or two
+                if not created:
+                    self.custom.create_namespaced_custom_object(
+                        GROUP, VERSION, self.ns, PLURAL, obj, _request_timeout=10
+                    )
+                    created = True
+                got: Any = self.custom.get_namespaced_custom_object(
+                    GROUP, VERSION, self.ns, PLURAL, name, _request_timeout=10
+                )
+            except client.ApiException as err:
+                self.notes.append(f"{name}: {err.status} {err.reason} right after the fault")
+                time.sleep(0.2)
+                continue
+            conds = (got.get("status") or {}).get("conditions") or []
+            if any(c["type"] == "Ready" and c["status"] == "True" for c in conds):
+                ready = time.time() - start
+                break
+            time.sleep(0.1)
+        retries = [
+            line
+            for op in self.ops.values()
+            for line in op.log_path.read_text(errors="replace").splitlines()
+            if "Request attempt" in line and "will retry" in line
+        ]
+        self.blind.append(
+            {
+                "task": name,
+                "after_fault": self.faults[-1].name if self.faults else None,
+                "ready_seconds": ready,
+                "operator_retries_logged_so_far": len(retries),
+                "last_retries": [line[:300] for line in retries[-4:]],
+            }
+        )
+        log(f"blind window: {name} Ready after {ready if ready is None else round(ready, 1)}s")
 
     # Load and faults
 
@@ -279,6 +346,10 @@ class ChaosRun:
             "records": len(records),
             "duration_seconds": time.time() - started,
             "notes": self.notes,
+            "blind_windows": self.blind,
+            "blind_window_max_seconds": max(
+                (b["ready_seconds"] or float("inf") for b in self.blind), default=None
+            ),
             "operator_logs": logs,
             **figures,
         }

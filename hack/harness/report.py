@@ -270,6 +270,7 @@ def chaos_report(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         ("duplicate runs (one slot, two Jobs)", lambda r: str(r["duplicate_runs"]), ""),
         ("convergence per fault (s)", lambda r: spread(r["convergence_seconds"]), ""),
         ("operator restarts", lambda r: str(r["restarts"]), ""),
+        ("blind window: new task Ready after (s)", lambda r: blind(r), ""),
         ("operator tracebacks", lambda r: str(r["operator_tracebacks"]), ""),
         (
             "RSS before / after (MiB)",
@@ -306,6 +307,11 @@ def chaos_report(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         lines += [f"  ERROR {r['scenario']}: {e}" for e in r.get("errors", [])]
     lines.append(f"  wall time {meta['wall_seconds']:.0f} s; JSON {meta['json']}")
     return "\n".join(lines)
+
+
+def blind(r: dict[str, Any]) -> str:
+    values = [b["ready_seconds"] for b in r.get("blind_windows", [])]
+    return " ".join("-" if v is None else f"{v:.1f}" for v in values) or "-"
 
 
 def fmt(value: Any) -> str:

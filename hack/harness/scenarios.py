@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 
 from harness.chaosrun import ChaosRun
+from harness.setup import start_component, stop_component
 
 
 def operator_kill(run: ChaosRun, times: int) -> None:
@@ -26,7 +27,54 @@ def operator_kill(run: ChaosRun, times: int) -> None:
         run.settle()
 
 
+def apiserver_restart(run: ChaosRun, times: int) -> None:
+    """kube-apiserver stopped for 20 s (SIGTERM, then SIGKILL after 10 s, as the
+    kubelet does) at a random moment, and started again; the fault lasts until it is
+    ready. Then the blind window: a task created right after it came back, and the
+    time until it is Ready."""
+    for i in range(times):
+        run.wait_until(run.random_moment())
+        with run.fault(f"apiserver-{i + 1}"):
+            stop_component("kube-apiserver")
+            run.wait_until(time.time() + 20)
+            start_component("kube-apiserver")  # fails clearly if its port was taken
+            run.wait_api()
+        run.blind_window(f"probe-{i + 1}")
+        run.settle()
+
+
+def etcd_restart(run: ChaosRun, times: int) -> None:
+    """etcd stopped for 20 s and started again; the fault lasts until the API server
+    is ready again. Then the blind window, as after an API server restart."""
+    for i in range(times):
+        run.wait_until(run.random_moment())
+        with run.fault(f"etcd-{i + 1}"):
+            stop_component("etcd")
+            run.wait_until(time.time() + 20)
+            start_component("etcd")
+            run.wait_api()
+        run.blind_window(f"probe-{i + 1}")
+        run.settle()
+
+
+def controller_manager_down(run: ChaosRun, times: int) -> None:
+    """kube-controller-manager stopped for 5 minutes (--small: 2), so that slots pass
+    with no Job: each must be flagged Late, and nothing else may go wrong when the
+    CronJob controller comes back and starts the latest missed slot."""
+    minutes = 2 if run.small else 5
+    for i in range(times):
+        run.wait_until(run.random_moment())
+        with run.fault(f"kcm-down-{i + 1}"):
+            stop_component("kube-controller-manager")
+            run.wait_until(time.time() + minutes * 60)
+            start_component("kube-controller-manager")
+        run.settle()
+
+
 # name -> (scenario, repetitions in the full run)
 SCENARIOS: dict[str, tuple[Callable[[ChaosRun, int], None], int]] = {
     "operator-kill": (operator_kill, 20),
+    "apiserver-restart": (apiserver_restart, 3),
+    "etcd-restart": (etcd_restart, 3),
+    "controller-manager-down": (controller_manager_down, 1),
 }

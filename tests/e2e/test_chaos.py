@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.support import ROOT
 
 sys.path.insert(0, str(ROOT / "hack"))
@@ -52,3 +54,15 @@ def test_operator_kill(kubeconfig: Path, crd: str, tmp_path: Path) -> None:
     assert result["restarts"] == 1
     assert result["runs_finished"] > 0  # the record saw the churn it judged
     assert result["slots"] > 0
+
+
+@pytest.mark.disruptive
+def test_apiserver_restart(kubeconfig: Path, crd: str, tmp_path: Path) -> None:
+    """kube-apiserver stopped for 20 s and started again: the targets hold, the
+    recorder noticed its own watches break, and a task created right after the API
+    server came back became Ready (the blind window is measured, not bounded)."""
+    result = chaos("apiserver-restart", kubeconfig, tmp_path)
+    assert result["faults"] == 1
+    assert result["recorder_gaps"] > 0
+    (probe,) = result["blind_windows"]  # type: ignore[misc]
+    assert probe["ready_seconds"] is not None
