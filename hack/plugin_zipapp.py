@@ -3,7 +3,8 @@
 operator's dependencies (no kopf, pydantic, prometheus-client, kubernetes client), its
 krew archive and its krew manifest (plugins/cronwarden.yaml, filled in).
 
-The file is a zipapp: the plugin package, the pure core modules it uses (schedules,
+The file is a zipapp: the plugin package, the request path it shares with the operator
+(cronwarden/wire.py, standard library only), the pure core modules it uses (schedules,
 runs), PyYAML's pure-Python modules from this venv (MIT; its LICENSE goes along), and a
 stand-in for cronwarden.api.models that serves the names those core modules import
 (cronwarden.plugin.names) instead of the pydantic models. Entries have fixed times, so
@@ -29,8 +30,8 @@ PACKAGE = ROOT / "operator" / "cronwarden"
 NAME = "kubectl-cronwarden"
 # The modules of ours that the plugin imports, beyond cronwarden/plugin/ itself
 # (tests/unit/plugin/test_artifact.py checks that nothing else is needed).
-CARRIED = ["__init__.py", "core/__init__.py", "core/schedule.py", "core/schedule_robfig.py",
-           "core/runs.py"]  # fmt: skip
+CARRIED = ["__init__.py", "wire.py", "core/__init__.py", "core/schedule.py",
+           "core/schedule_robfig.py", "core/runs.py"]  # fmt: skip
 MODELS_STAND_IN = '''"""Only in the single-file kubectl plugin: what the pure core modules it
 carries import from the pydantic models (cronwarden.core.schedule: DEFAULT_TIME_ZONE;
 cronwarden.core.runs: LastRun, in annotations only), without pydantic."""

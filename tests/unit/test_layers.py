@@ -5,12 +5,13 @@ it must not import kopf, the kubernetes client or prometheus_client (directly or
 through runtime/); api/ depends on nothing of ours but itself. The kubectl plugin
 (plugin/) runs without the operator's runtime and its dependencies: no kopf,
 prometheus_client, pydantic or kubernetes client, and only its client module talks
-to the API.
+to the API. The request path both share (wire.py) is the standard library alone.
 """
 
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,6 @@ FORBIDDEN = {
         "urllib3",
         "cronwarden.runtime",
         "cronwarden.api",
-        "cronwarden.wire",
     ),
 }
 
@@ -64,6 +64,15 @@ def test_only_the_plugins_client_talks_to_the_api() -> None:
         if any(n.split(".")[0] in ("http", "urllib") for n in imports(path))
     }
     assert talkers == {"client.py"}
+
+
+def test_the_shared_request_path_needs_only_the_standard_library() -> None:
+    outside = {
+        name
+        for name in imports(PACKAGE / "wire.py")
+        if name.split(".")[0] not in sys.stdlib_module_names and name != "__future__"
+    }
+    assert not outside
 
 
 def test_forbidden_import_is_detected(tmp_path: Path) -> None:

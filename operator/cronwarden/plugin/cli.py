@@ -18,8 +18,9 @@ from typing import TextIO
 from cronwarden import __version__
 from cronwarden.core import schedule
 from cronwarden.plugin import slots
-from cronwarden.plugin.errors import ClusterError, UsageError
+from cronwarden.plugin.errors import ClusterError, UsageError, describe
 from cronwarden.plugin.text import dump, timestamp
+from cronwarden.wire import ApiError
 
 DEFAULT_TIMEOUT = 30.0
 
@@ -267,8 +268,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as error:
         sys.stderr.write(f"error: {error}\n")
         return 2
-    except ClusterError as error:
-        text = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    except (ClusterError, ApiError) as error:
+        text = describe(error)
         sys.stderr.write(text if text.startswith("Error from server") else f"error: {text}")
         sys.stderr.write("\n")
         return 1

@@ -1,27 +1,28 @@
-"""The plugin's one module that talks to the Kubernetes API: HTTPS with the standard
-library (http.client, ssl), so that the plugin runs without the kubernetes client and
-pydantic, which it needs (a single file, hack/plugin_zipapp.py).
+"""The plugin's one module that talks to the Kubernetes API: the resources it reads and
+writes, on the request path it shares with the operator (cronwarden.wire), over HTTPS
+with the standard library (http.client, ssl), so that the plugin runs without the
+kubernetes client and pydantic (a single file, hack/plugin_zipapp.py).
 
 Login as kubectl decides it (`kubeconfig`). Objects travel as plain dicts in their wire
-form. Every failure is a `ClusterError` with a one-line message for the user that says
+form. A request that fails raises `wire.ApiError`, whose one line (errors.describe) says
 whether a retry helps.
 """
 
 from __future__ import annotations
 
 import http.client
-import json
 import os
 import socket
 import ssl
 import tempfile
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlsplit
 
 from cronwarden import __version__
 from cronwarden.plugin import kubeconfig, names
-from cronwarden.plugin.errors import ClusterError, NotFound, retry_hint, unreachable
+from cronwarden.plugin.errors import ClusterError
+from cronwarden.wire import Answer, Api, ApiError
 
 TASKS = f"/apis/{names.GROUP}/{names.VERSION}"
 CRONJOBS = "/apis/batch/v1/namespaces/{ns}/cronjobs"
@@ -30,7 +31,10 @@ EVENTS = "/api/v1/namespaces/{ns}/events"
 SELF_SUBJECT_REVIEWS = "/apis/authentication.k8s.io/v1/selfsubjectreviews"
 FIELD_MANAGER = "kubectl-cronwarden"
 USER_AGENT = f"kubectl-cronwarden/{__version__}"
-LIST_PAGE = 500
+NOT_SERVED = (
+    f"the ScheduledTask API ({names.API_VERSION}) is not served by this cluster: "
+    "is the cronwarden CRD installed?"
+)
 
 
 def tasks_path(namespace: str | None) -> str:
@@ -69,14 +73,16 @@ def connect(
     """A client for the cluster, and the namespace to use when none is given; `timeout`
     bounds each request (None: no bound), `user` is impersonated (kubectl's --as)."""
     login = kubeconfig.load(kubeconfig_path, context)
-    headers = {"User-Agent": USER_AGENT, "Accept": "application/json", **login.headers}
+    headers = dict(login.headers)
     if user:
         headers["Impersonate-User"] = user
     try:
         ctx = tls_context(login) if login.server.startswith("https:") else None
     except (OSError, ssl.SSLError) as err:
         raise ClusterError(f"cannot load the kubeconfig's certificates: {err}") from None
-    return Client(login.server, login.namespace, timeout, headers, ctx, login.tls_server_name)
+    transport = HTTPTransport(login.server, timeout, ctx, login.tls_server_name)
+    api = Api(transport, user_agent=USER_AGENT, field_manager=FIELD_MANAGER, headers=headers)
+    return Client(api, login.namespace)
 
 
 class _HTTPS(http.client.HTTPSConnection):
@@ -92,11 +98,12 @@ class _HTTPS(http.client.HTTPSConnection):
 
 
 @dataclass
-class Client:
-    server: str  # https://host:port, as in the kubeconfig
-    namespace: str  # the context's namespace, or the pod's
+class HTTPTransport:
+    """One kept-alive connection to `server` (https://host:port[/prefix], as in the
+    kubeconfig), opened again when the server has closed it."""
+
+    server: str
     timeout: float | None = 30.0
-    headers: dict[str, str] = field(default_factory=dict)
     tls: ssl.SSLContext | None = None
     tls_server_name: str | None = None
     _conn: http.client.HTTPConnection | None = field(default=None, repr=False)
@@ -112,138 +119,89 @@ class Client:
                 self._conn = http.client.HTTPConnection(host, port, timeout=self.timeout)
         return self._conn
 
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        body: Any = None,
-        query: dict[str, str] | None = None,
-        content_type: str = "application/json",
-    ) -> dict[str, Any]:
-        headers = dict(self.headers)
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = content_type
-        for attempt in (1, 2):
+    def send(self, method: str, target: str, headers: dict[str, str], body: bytes | None) -> Answer:
+        target = urlsplit(self.server).path.rstrip("/") + target
+        attempt = 1
+        while True:
             conn = self._connection()
-            prefix = urlsplit(self.server).path.rstrip("/")
-            target = prefix + path + ("?" + urlencode(query) if query else "")
             try:
-                conn.request(method, target, body=data, headers=headers)
+                conn.request(method, target, body=body, headers=headers)
                 response = conn.getresponse()
-                raw = response.read()
-                break
+                data = response.read()
+                return Answer(response.status, response.reason, response.getheaders(), data)
             except (OSError, http.client.HTTPException) as err:
                 conn.close()
                 self._conn = None
                 # A kept-alive connection the server closed meanwhile: once more, anew.
                 stale = isinstance(err, (http.client.RemoteDisconnected, BrokenPipeError))
                 if attempt == 1 and stale:
+                    attempt = 2
                     continue
-                cause = err if isinstance(err, OSError) else ConnectionResetError(str(err))
-                raise ClusterError(unreachable(self.server, cause, self.timeout)) from None
-        try:
-            payload: dict[str, Any] = json.loads(raw) if raw else {}
-        except ValueError:
-            payload = {"message": raw[:300].decode(errors="replace")}
-        if response.status >= 300:
-            reason = str(payload.get("reason") or response.reason)
-            message = str(payload.get("message") or response.reason)
-            kind = NotFound if response.status == 404 else ClusterError
-            raise kind(
-                f"Error from server ({reason}): {message}{retry_hint(response.status)}",
-                response.status,
-                reason,
-                payload.get("details") or {},
-            )
-        return payload
+                if isinstance(err, OSError):
+                    raise
+                raise ConnectionResetError(str(err)) from err
 
-    def list_all(self, path: str, query: dict[str, str] | None = None) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        params = {"limit": str(LIST_PAGE), **(query or {})}
-        while True:
-            page = self.request("GET", path, query=params)
-            items += page.get("items") or []
-            token = (page.get("metadata") or {}).get("continue")
-            if not token:
-                return items
-            params = {**params, "continue": token}
+
+@dataclass
+class Client:
+    api: Api
+    namespace: str  # the context's namespace, or the pod's
 
     # ScheduledTasks
 
     def get_task(self, namespace: str, name: str) -> dict[str, Any]:
         try:
-            return self.request("GET", f"{tasks_path(namespace)}/{quote(name)}")
-        except NotFound as err:
+            return self.api.exchange("GET", f"{tasks_path(namespace)}/{quote(name)}")[0]
+        except ApiError as err:
+            if err.status != 404:
+                raise
             if not err.details.get("name"):  # the resource itself is not served
-                raise NotFound(
-                    f"the ScheduledTask API ({names.API_VERSION}) is not served by this "
-                    "cluster: is the cronwarden CRD installed?",
-                    404,
-                ) from None
-            raise NotFound(
-                f'scheduledtask "{name}" not found in namespace "{namespace}"', 404, "NotFound"
+                raise ClusterError(NOT_SERVED) from None
+            raise ClusterError(
+                f'scheduledtask "{name}" not found in namespace "{namespace}"'
             ) from None
 
     def list_tasks(
         self, namespace: str | None, selector: str | None = None
     ) -> list[dict[str, Any]]:
         try:
-            return self.list_all(
+            return self.api.list_all(
                 tasks_path(namespace), {"labelSelector": selector} if selector else None
             )
-        except NotFound:
-            raise NotFound(
-                f"the ScheduledTask API ({names.API_VERSION}) is not served by this cluster: "
-                "is the cronwarden CRD installed?",
-                404,
-            ) from None
+        except ApiError as err:
+            if err.status == 404:
+                raise ClusterError(NOT_SERVED) from None
+            raise
 
     def patch_task(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
-        return self._merge_patch(f"{tasks_path(namespace)}/{quote(name)}", patch)
+        return self.api.merge_patch(f"{tasks_path(namespace)}/{quote(name)}", patch)
 
     # CronJobs, Jobs, Events
 
     def get_cronjob(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            return self.request("GET", f"{CRONJOBS.format(ns=quote(namespace))}/{quote(name)}")
-        except NotFound:
-            return None
+        return self.api.get(f"{CRONJOBS.format(ns=quote(namespace))}/{quote(name)}")
 
     def patch_cronjob(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
-        return self._merge_patch(f"{CRONJOBS.format(ns=quote(namespace))}/{quote(name)}", patch)
+        path = f"{CRONJOBS.format(ns=quote(namespace))}/{quote(name)}"
+        return self.api.merge_patch(path, patch)
 
     def list_jobs(self, namespace: str) -> list[dict[str, Any]]:
-        return self.list_all(JOBS.format(ns=quote(namespace)))
+        return self.api.list_all(JOBS.format(ns=quote(namespace)))
 
     def create_job(self, job: dict[str, Any]) -> dict[str, Any]:
-        ns = job["metadata"]["namespace"]
-        return self.request(
-            "POST", JOBS.format(ns=quote(ns)), body=job, query={"fieldManager": FIELD_MANAGER}
-        )
+        return self.api.create(JOBS.format(ns=quote(job["metadata"]["namespace"])), job)
 
     def list_events(self, namespace: str, name: str) -> list[dict[str, Any]]:
         """Events whose involvedObject is the ScheduledTask `name`."""
         selector = f"involvedObject.kind={names.KIND},involvedObject.name={name}"
-        return self.list_all(EVENTS.format(ns=quote(namespace)), {"fieldSelector": selector})
+        return self.api.list_all(EVENTS.format(ns=quote(namespace)), {"fieldSelector": selector})
 
     def whoami(self) -> str | None:
         """The user the API server authenticates us as (a SelfSubjectReview), or None."""
         body = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
         try:
-            review = self.request("POST", SELF_SUBJECT_REVIEWS, body=body)
-        except ClusterError:
+            review = self.api.exchange("POST", SELF_SUBJECT_REVIEWS, body=body)[0]
+        except ApiError:
             return None
         name = ((review.get("status") or {}).get("userInfo") or {}).get("username")
         return str(name) if name else None
-
-    def _merge_patch(self, path: str, patch: dict[str, Any]) -> dict[str, Any]:
-        return self.request(
-            "PATCH",
-            path,
-            body=patch,
-            query={"fieldManager": FIELD_MANAGER},
-            content_type="application/merge-patch+json",
-        )

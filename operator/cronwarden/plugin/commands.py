@@ -10,8 +10,9 @@ from typing import Any, TextIO
 from cronwarden.core.runs import run_of
 from cronwarden.plugin import gitops, tasks, trigger, why
 from cronwarden.plugin.client import Client
-from cronwarden.plugin.errors import ClusterError, UsageError
+from cronwarden.plugin.errors import ClusterError, UsageError, describe
 from cronwarden.plugin.text import dump
+from cronwarden.wire import ApiError
 
 KIND = "scheduledtask.cronwarden.io"
 
@@ -88,11 +89,11 @@ def start_run(
     job = trigger.job_from_cronjob(cronjob, trigger.job_name(source, now), c.whoami())
     try:
         created = c.create_job(job)
-    except ClusterError as error:
+    except ApiError as error:
         # Where OwnerReferencesPermissionEnforcement is on (OpenShift, hardened clusters),
         # blockOwnerDeletion needs permission to update cronjobs/finalizers: that is why
         # kubectl omits it. Then do as kubectl does.
-        if error.status not in (403, 422) or "blockOwnerDeletion" not in str(error):
+        if error.status not in (403, 422) or "blockOwnerDeletion" not in error.message:
             raise
         err.write("Note: not allowed to set blockOwnerDeletion; creating the Job without it.\n")
         owner = job["metadata"]["ownerReferences"][0]
@@ -166,8 +167,8 @@ def explain(
     if cronjob is not None:
         try:
             jobs = c.list_jobs(namespace)
-        except ClusterError as error:
-            err.write(f"Warning: cannot list Jobs: {error}\n")
+        except ApiError as error:
+            err.write(f"Warning: cannot list Jobs: {describe(error)}\n")
             jobs = []
         owner = cronjob["metadata"]["uid"]
         runs = [run_of(j) for j in jobs if trigger.controlled_by(j, owner)]
@@ -177,8 +178,8 @@ def explain(
             for e in c.list_events(namespace, name)
             if (e.get("involvedObject") or {}).get("uid") in (None, uid)
         ]
-    except ClusterError as error:
-        err.write(f"Warning: cannot list Events: {error}\n")
+    except ApiError as error:
+        err.write(f"Warning: cannot list Events: {describe(error)}\n")
         events = []
     if output in ("json", "yaml"):
         dump(why.as_data(task, runs, events, now, source, note), output, out)

@@ -1,20 +1,20 @@
-"""The one module that talks to the Kubernetes API.
+"""The operator's one module that talks to the Kubernetes API: the resources it reads
+and writes, on the request path it shares with the kubectl plugin (cronwarden.wire),
+over the official client's login and urllib3 connection pool.
 
 Objects travel as plain dicts in their wire form (camelCase JSON), the same form
 kopf hands to handlers, so the pure code never depends on client model classes.
-API errors are mapped here, in one place, to `ApiError` with `retryable` set.
+API errors are mapped in one place, wire.error_of, to `ApiError` with `retryable` set.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import socket
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -25,7 +25,9 @@ from kubernetes import client, config
 from cronwarden import __version__
 from cronwarden.api import models
 from cronwarden.core.builder import FIELD_MANAGER
-from cronwarden.wire import send, warnings
+from cronwarden.wire import Answer, Api, ApiError
+
+__all__ = ["ApiError", "Kube", "load_api_client"]
 
 log = logging.getLogger(__name__)
 
@@ -36,40 +38,12 @@ EVENTS = "/api/v1/namespaces/{ns}/events"
 LEASES = "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases"
 USER_AGENT = f"cronwarden/{__version__}"
 
-RETRYABLE = {409, 410, 429, 500, 502, 503, 504}
-
 
 def collection(template: str, namespace: str | None) -> str:
     """The path of a collection in one namespace, or across all of them (None)."""
     if namespace is None:
         return template.replace("/namespaces/{ns}", "")
     return template.format(ns=namespace)
-
-
-LIST_PAGE = 500
-
-
-@dataclass
-class ApiError(Exception):
-    """A failed API request: `status` is the HTTP code, `message` the server's text."""
-
-    status: int
-    reason: str
-    message: str
-    retry_after: float | None = None
-
-    @property
-    def retryable(self) -> bool:
-        """Conflicts, expired lists, throttling and server errors are worth retrying;
-        invalid (422), forbidden (403) or not found (404) requests are not. Nor is the
-        500 that server-side apply answers for an object it cannot merge (duplicate
-        keys in a list such as two containers of one name): it is the object's fault."""
-        if self.status == 500 and "failed to create typed patch object" in self.message:
-            return False
-        return self.status in RETRYABLE or self.status == 0
-
-    def __str__(self) -> str:
-        return f"{self.status} {self.reason}: {self.message}"
 
 
 def load_api_client(kubeconfig: str | None = None, connections: int = 10) -> client.ApiClient:
@@ -91,12 +65,52 @@ def in_cluster(kubeconfig: str | None) -> bool:
     return kubeconfig is None and bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
 
 
-def retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (the API server sends whole seconds)."""
-    try:
-        return max(float(value), 0.0) if value else None
-    except ValueError:
-        return None
+class PoolTransport:
+    """wire's transport over the official client: its urllib3 pool (TLS, client
+    certificate, proxy) and its bearer token, refreshed by the client as it expires."""
+
+    def __init__(self, api: client.ApiClient, timeout: float | None) -> None:
+        self.api = api
+        self.server = api.configuration.host.rstrip("/")
+        self.timeout = timeout
+
+    def send(self, method: str, target: str, headers: dict[str, str], body: bytes | None) -> Answer:
+        auth = self.api.configuration.auth_settings().get("BearerToken")
+        if auth and auth["value"]:
+            headers = {**headers, auth["key"]: auth["value"]}
+        try:
+            response = self.api.rest_client.pool_manager.request(
+                method,
+                self.server + target,
+                body=body,
+                headers=headers,
+                timeout=urllib3.Timeout(total=self.timeout),
+            )
+        except urllib3.exceptions.HTTPError as err:  # refused, reset, timed out, TLS
+            raise root_cause(err) from err
+        got = list(response.headers.items())
+        return Answer(response.status, response.reason or "", got, response.data)
+
+
+def root_cause(err: BaseException) -> OSError:
+    """The OSError beneath urllib3's wrappers (MaxRetryError, NewConnectionError,
+    ProtocolError, SSLError), or one that stands for it."""
+    seen: BaseException | None = err
+    for _ in range(8):  # urllib3 nests a few deep; a cycle must not hang us
+        if seen is None:
+            break
+        if isinstance(seen, OSError):
+            return seen
+        if isinstance(seen, urllib3.exceptions.TimeoutError) and seen.__cause__ is None:
+            return TimeoutError(str(seen))
+        inner = (getattr(seen, "reason", None), *seen.args)
+        nested = [a for a in inner if isinstance(a, BaseException)]
+        seen = nested[0] if nested else (seen.__cause__ or seen.__context__)
+    return ConnectionError(str(err))
+
+
+# Called after every request with (verb, resource, HTTP code; 0 when no answer).
+RequestHook = Callable[[str, str, int], None]
 
 
 def resource_of(path: str) -> str:
@@ -109,79 +123,28 @@ def resource_of(path: str) -> str:
     return "/".join(parts[:1] + parts[2:3]) or "-"
 
 
-# Called after every request with (verb, resource, HTTP code; 0 when no answer).
-RequestHook = Callable[[str, str, int], None]
-
-
 class Kube:
     def __init__(
         self, api: client.ApiClient, timeout: float = 30.0, on_request: RequestHook | None = None
     ) -> None:
-        self.api = api
-        self.timeout = timeout
-        self.on_request = on_request
+        hook = None
+        if on_request is not None:
+            count = on_request
+
+            def hook(method: str, path: str, status: int) -> None:
+                count(method, resource_of(path), status)
+
+        self.api = Api(
+            PoolTransport(api, timeout),
+            user_agent=USER_AGENT,
+            field_manager=FIELD_MANAGER,
+            on_request=hook,
+        )
         self.instance = os.environ.get("POD_NAME") or socket.gethostname()
         # Aggregated Events: (namespace, event name) -> count posted so far. Posted from
         # the Events thread, forgotten from the event loop: the lock keeps them apart.
         self._event_counts: dict[tuple[str, str], int] = {}
         self._event_lock = threading.Lock()
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        body: Any = None,
-        query: dict[str, str] | None = None,
-        content_type: str = "application/json",
-    ) -> dict[str, Any]:
-        return self.exchange(method, path, body=body, query=query, content_type=content_type)[0]
-
-    def exchange(
-        self,
-        method: str,
-        path: str,
-        *,
-        body: Any = None,
-        query: dict[str, str] | None = None,
-        content_type: str = "application/json",
-    ) -> tuple[dict[str, Any], list[str]]:
-        """A request: the answer's object, and the texts of its Warning headers."""
-        try:
-            response, data = send(
-                self.api,
-                method,
-                path,
-                body=body,
-                query=query,
-                content_type=content_type,
-                timeout=self.timeout,
-            )
-        except (OSError, urllib3.exceptions.HTTPError) as err:  # refused, reset, timed out
-            self._count(method, path, 0)
-            raise ApiError(0, "ConnectionError", str(err)) from err
-        self._count(method, path, response.status)
-        payload: dict[str, Any] = json.loads(data) if data else {}
-        if response.status >= 300:
-            raise ApiError(
-                response.status,
-                str(payload.get("reason") or response.reason),
-                str(payload.get("message") or data[:500]),
-                retry_after(response.getheader("Retry-After")),
-            )
-        return payload, warnings(response.headers)
-
-    def _count(self, method: str, path: str, status: int) -> None:
-        if self.on_request is not None:
-            self.on_request(method, resource_of(path), status)
-
-    def get(self, path: str) -> dict[str, Any] | None:
-        try:
-            return self.request("GET", path)
-        except ApiError as err:
-            if err.status == 404:
-                return None
-            raise
 
     # ScheduledTasks
 
@@ -191,18 +154,12 @@ class Kube:
         """Replace status fields through the status subresource; a 409 means the task
         changed since it was read (the caller reads it again)."""
         body = {"metadata": {"resourceVersion": resource_version}, "status": status}
-        return self.request(
-            "PATCH",
-            f"{TASKS.format(ns=namespace)}/{quote(name)}/status",
-            body=body,
-            query={"fieldManager": FIELD_MANAGER},
-            content_type="application/merge-patch+json",
-        )
+        return self.api.merge_patch(f"{TASKS.format(ns=namespace)}/{quote(name)}/status", body)
 
     # CronJobs and Jobs
 
     def get_cronjob(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return self.get(f"{CRONJOBS.format(ns=namespace)}/{quote(name)}")
+        return self.api.get(f"{CRONJOBS.format(ns=namespace)}/{quote(name)}")
 
     def apply_cronjob(
         self, cronjob: dict[str, Any], uid: str | None
@@ -215,24 +172,16 @@ class Kube:
         was free."""
         meta = cronjob["metadata"]
         body = {**cronjob, "metadata": {**meta, "uid": uid}} if uid else cronjob
-        return self.exchange(
-            "PATCH",
-            f"{CRONJOBS.format(ns=meta['namespace'])}/{quote(meta['name'])}",
-            body=body,
-            query={"fieldManager": FIELD_MANAGER, "force": "true", "fieldValidation": "Strict"},
-            content_type="application/apply-patch+yaml",
+        return self.api.apply(
+            f"{CRONJOBS.format(ns=meta['namespace'])}/{quote(meta['name'])}", body
         )
 
     def list_cached(
         self, template: str, namespace: str | None, selector: str = ""
     ) -> list[dict[str, Any]]:
         """Every object at `template` in `namespace`, in pages (see list_page)."""
-        items: list[dict[str, Any]] = []
-        token: str | None = ""
-        while token is not None:
-            page, _, token = self.list_page(template, namespace, selector, token)
-            items += page
-        return items
+        query = {"labelSelector": selector} if selector else None
+        return self.api.list_all(collection(template, namespace), query)
 
     def list_page(
         self, template: str, namespace: str | None, selector: str = "", token: str = ""
@@ -240,44 +189,29 @@ class Kube:
         """One page of the objects at `template` in `namespace` (None: all namespaces):
         (items, the list's resourceVersion, the token of the next page or None).
 
-        A consistent list in pages of LIST_PAGE: since Kubernetes 1.31 the API server
+        A consistent list in pages of wire.LIST_PAGE: since Kubernetes 1.31 the API server
         serves it from its watch cache (after asking etcd for its current revision
         only) and the later pages from a snapshot of that cache, so it reads no
         objects from etcd. resourceVersion=0 would be served from the cache too, but
         ignores `limit`: one answer with every object, which at 10,000 tasks is tens
         of megabytes to parse at once."""
-        query = {"limit": str(LIST_PAGE)}
-        if token:
-            query["continue"] = token
-        if selector:
-            query["labelSelector"] = selector
-        page = self.request("GET", collection(template, namespace), query=query)
-        meta = page.get("metadata") or {}
-        return (
-            page.get("items") or [],
-            str(meta.get("resourceVersion") or ""),
-            meta.get("continue") or None,
-        )
+        query = {"labelSelector": selector} if selector else None
+        page = self.api.list_page(collection(template, namespace), query, token)
+        return page.items, page.resource_version, page.next
 
     # Leases (leader election)
 
     def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return self.get(f"{LEASES.format(ns=namespace)}/{quote(name)}")
+        return self.api.get(f"{LEASES.format(ns=namespace)}/{quote(name)}")
 
     def create_lease(self, lease: dict[str, Any]) -> dict[str, Any]:
-        ns = lease["metadata"]["namespace"]
-        return self.request(
-            "POST", LEASES.format(ns=ns), body=lease, query={"fieldManager": FIELD_MANAGER}
-        )
+        return self.api.create(LEASES.format(ns=lease["metadata"]["namespace"]), lease)
 
     def update_lease(self, lease: dict[str, Any]) -> dict[str, Any]:
         """PUT with the lease's resourceVersion: a 409 means another replica wrote first."""
         meta = lease["metadata"]
-        return self.request(
-            "PUT",
-            f"{LEASES.format(ns=meta['namespace'])}/{quote(meta['name'])}",
-            body=lease,
-            query={"fieldManager": FIELD_MANAGER},
+        return self.api.update(
+            f"{LEASES.format(ns=meta['namespace'])}/{quote(meta['name'])}", lease
         )
 
     # Events
@@ -300,22 +234,18 @@ class Kube:
         name = f"{meta['name']}.{digest[:16]}"
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         path = f"{EVENTS.format(ns=ns)}/{name}"
+        event = self._event(obj, name, type_, reason, message, now)
         try:
             count = self._event_counts.get((ns, name))
             if count is None:
                 try:
-                    self.request(
-                        "POST",
-                        EVENTS.format(ns=ns),
-                        body=self._event(obj, name, type_, reason, message, now),
-                        query={"fieldManager": FIELD_MANAGER},
-                    )
+                    self.api.create(EVENTS.format(ns=ns), event)
                     self._set_count((ns, name), 1)
                     return
                 except ApiError as err:
                     if err.status != 409:
                         raise
-                    existing = self.get(path)  # posted before a restart: continue its count
+                    existing = self.api.get(path)  # posted before a restart: continue its count
                     count = int((existing or {}).get("count") or 1)
             patch = {
                 "count": count + 1,
@@ -324,25 +254,14 @@ class Kube:
                 "reportingInstance": self.instance,
             }
             try:
-                self.request(
-                    "PATCH",
-                    path,
-                    body=patch,
-                    query={"fieldManager": FIELD_MANAGER},
-                    content_type="application/merge-patch+json",
-                )
+                self.api.merge_patch(path, patch)
                 self._set_count((ns, name), count + 1)
             except ApiError as err:
                 if err.status != 404:
                     raise
                 # It expired (Events live about an hour): start a new one.
                 self._set_count((ns, name), None)
-                self.request(
-                    "POST",
-                    EVENTS.format(ns=ns),
-                    body=self._event(obj, name, type_, reason, message, now),
-                    query={"fieldManager": FIELD_MANAGER},
-                )
+                self.api.create(EVENTS.format(ns=ns), event)
                 self._set_count((ns, name), 1)
         except ApiError as err:
             log.warning("could not post event %s on %s/%s: %s", reason, ns, meta["name"], err)

@@ -13,7 +13,8 @@ import pytest
 
 from cronwarden.plugin import client as client_module
 from cronwarden.plugin.cli import build_parser, main, request_timeout
-from cronwarden.plugin.errors import ClusterError, NotFound, UsageError
+from cronwarden.plugin.errors import ClusterError, UsageError
+from cronwarden.wire import ApiError
 from tests.unit.plugin.objects import HEALTHY, cronjob, event, job, task
 
 
@@ -34,7 +35,7 @@ class FakeClient:
 
     def get_task(self, namespace: str, name: str) -> dict[str, Any]:
         if name not in self.tasks:
-            raise NotFound(f'scheduledtask "{name}" not found in namespace "{namespace}"', 404)
+            raise ClusterError(f'scheduledtask "{name}" not found in namespace "{namespace}"')
         return copy.deepcopy(self.tasks[name])
 
     def list_tasks(
@@ -60,11 +61,11 @@ class FakeClient:
     def create_job(self, body: dict[str, Any]) -> dict[str, Any]:
         owner = body["metadata"]["ownerReferences"][0]
         if self.refuse_block_owner_deletion and "blockOwnerDeletion" in owner:
-            raise ClusterError(
-                'Error from server (Forbidden): jobs.batch "x" is forbidden: cannot set '
-                "blockOwnerDeletion if an ownerReference refers to a resource you can't set "
-                "finalizers on",
+            raise ApiError(
                 403,
+                "Forbidden",
+                'jobs.batch "x" is forbidden: cannot set blockOwnerDeletion if an '
+                "ownerReference refers to a resource you can't set finalizers on",
             )
         self.jobs.append(body)
         return body

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from urllib3 import HTTPHeaderDict
-
 from cronwarden.runtime.refusals import Refusals
-from cronwarden.wire import warnings
 
 TASK = ("team-a", "backup")
 NO_POD = {"ready": 0, "terminating": 0, "uncountedTerminatedPods": {}}
@@ -84,15 +81,3 @@ def test_other_events_are_ignored_and_memory_is_bounded() -> None:
     for i in range(10):
         refusals.job("ADDED", job(f"job-{i}", **NO_POD), TASK)
     assert len(refusals._podless) == 3
-
-
-def test_warning_headers_of_an_answer() -> None:
-    headers = HTTPHeaderDict()
-    headers.add("Warning", '299 - "would violate PodSecurity \\"restricted:latest\\": privileged"')
-    headers.add("Warning", '299 - "spec.x: deprecated"')
-    headers.add("Content-Type", "application/json")
-    assert warnings(headers) == [
-        'would violate PodSecurity "restricted:latest": privileged',
-        "spec.x: deprecated",
-    ]
-    assert warnings(HTTPHeaderDict()) == []
