@@ -71,8 +71,14 @@ def test_readme_lists_every_event_reason_the_code_can_post() -> None:
 # The docs name only values and make targets that exist.
 
 CHART = ROOT / "helm" / "cronwarden"
-# Every page a user reads to install or run cronwarden.
-DOCS = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md", CHART / "README.md"]
+# Every page a user reads to install or run cronwarden, and the files the chart ships
+# for use outside it (the rules file, whose comments say how the chart embeds it).
+DOCS = [
+    *sorted((ROOT / "docs").glob("*.md")),
+    ROOT / "README.md",
+    CHART / "README.md",
+    *sorted((CHART / "files").glob("*.yaml")),
+]
 # Keys that the docs name on purpose although the chart no longer has them: upgrade
 # notes that say what to rename.
 REMOVED_VALUES = {"highAvailability.peeringName"}
