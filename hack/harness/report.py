@@ -228,14 +228,9 @@ CHAOS_TARGETS: dict[str, tuple[str, float]] = {
 
 
 # Misses with a known cause, reported to the runtime's owner (README, "Reliability"):
-# figure -> (the figure that must explain all of it, the reason).
-KNOWN: dict[str, tuple[str, str]] = {
-    "runs_lost": (
-        "runs_lost_vanished",
-        "a run whose Job was created and deleted while the operator was down or frozen "
-        "is not counted, although the CronJob's lastSuccessfulTime proves it (README D1)",
-    ),
-}
+# figure -> (the figure that must explain all of it, the reason). None at present:
+# D1 (runs only the CronJob's lastSuccessfulTime held) is fixed.
+KNOWN: dict[str, tuple[str, str]] = {}
 
 
 def chaos_misses(r: dict[str, Any], known: bool = False) -> list[str]:

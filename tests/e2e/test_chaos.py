@@ -2,8 +2,8 @@
 scenario's faults under a small churn (30 tasks, 12 per-minute, one repetition),
 and the figures from the independent recorder must meet the README's targets, or
 miss them only by what a known, reported cause explains in full (README,
-"Reliability": defect D1). The run's JSON is kept in tmp_path; its table is in
-the failure message."""
+"Reliability"). The run's JSON is kept in tmp_path; its table is in the failure
+message."""
 
 from __future__ import annotations
 

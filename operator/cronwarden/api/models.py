@@ -347,6 +347,15 @@ class Watermark(StatusModel):
         list[str],
         Field(description="The Jobs recorded that finished within the second of completionTime."),
     ] = []
+    unseen_success: Annotated[
+        bool,
+        Field(
+            description="A success at completionTime was counted from the CronJob's "
+            "lastSuccessfulTime alone, its Job never seen (created and deleted while "
+            "cronwarden was not watching); a Job later seen to succeed within that second and "
+            "not named in jobs is that run, not another."
+        ),
+    ] = False
 
 
 class SkippedRuns(StatusModel):

@@ -13,6 +13,13 @@ A Job that was active at the last reconcile and is gone without having been seen
 to finish (deleted by hand, or while the operator was not watching) has *vanished*:
 its run is taken from the CronJob's lastSuccessfulTime where that accounts for
 it, and is otherwise recorded as Unknown; never dropped, never counted twice.
+
+A Job can also be created, finish and be deleted while the operator is not
+watching, never seen at all. The CronJob's lastSuccessfulTime, later than
+everything the watermark covers, still proves one success: it is counted once,
+and the watermark moves to it with `unseenSuccess`, so that no later reconcile or
+restart counts it again, and a Job that does show up later having succeeded in
+that second (a watch that lagged behind the CronJob's) is that run, not another.
 """
 
 from __future__ import annotations
@@ -25,12 +32,14 @@ from cronwarden.core.runs import Run, scheduled_from_name
 
 
 def watermark_of(previous: Watermark | None, last_run: LastRun | None) -> Watermark | None:
-    """The recorded watermark, or one read from lastRun for status written before it."""
-    if previous is not None:
+    """The recorded watermark, or one read from lastRun for status written before it
+    (or before a vanished run's success from the CronJob moved the watermark too)."""
+    done = last_run.completion_time if last_run is not None else None
+    if last_run is None or done is None:
         return previous
-    if last_run is not None and last_run.completion_time is not None:
-        return Watermark(completion_time=last_run.completion_time, jobs=[last_run.job])
-    return None
+    if previous is None or done > previous.completion_time:
+        return Watermark(completion_time=done, jobs=[last_run.job])
+    return previous
 
 
 def covered(run: Run, mark: Watermark | None) -> bool:
@@ -48,6 +57,42 @@ def new_runs(mark: Watermark | None, runs: list[Run]) -> list[Run]:
     return [r for r in finished if not covered(r, mark)]
 
 
+def claim(mark: Watermark | None, fresh: list[Run]) -> tuple[Run | None, list[Run]]:
+    """Of the runs not yet recorded, the one that the watermark's unseen success
+    already counted (the first to have succeeded within its second), and the rest."""
+    if mark is None or not mark.unseen_success:
+        return None, fresh
+    for i, run in enumerate(fresh):
+        if run.result == "Succeeded" and run.finished == mark.completion_time:
+            return run, fresh[:i] + fresh[i + 1 :]
+    return None, fresh
+
+
+def named(mark: Watermark, run: Run) -> Watermark:
+    """The watermark once its unseen success is known to be `run`."""
+    return Watermark(completion_time=mark.completion_time, jobs=sorted({*mark.jobs, run.job}))
+
+
+def unseen_success(
+    mark: Watermark | None,
+    cron_success: datetime | None,
+    runs: list[Run],
+    not_before: datetime,
+) -> bool:
+    """Whether the CronJob's lastSuccessfulTime proves a success that nothing recorded
+    accounts for: later than the watermark (after this reconcile's runs) and than
+    `not_before` (the task's creation: a referenced CronJob's older successes are not
+    the task's). Not while a Job that could be that run is still running in this view,
+    which may lag behind the CronJob's status: its finish will be recorded instead."""
+    if cron_success is None or cron_success <= not_before:
+        return False
+    if mark is not None and cron_success <= mark.completion_time:
+        return False
+    return not any(
+        r.result == "Running" and (r.created is None or r.created <= cron_success) for r in runs
+    )
+
+
 def advance(mark: Watermark | None, recorded: list[Run]) -> Watermark | None:
     """The watermark once `recorded` (oldest first, all new) are counted."""
     if not recorded:
@@ -57,6 +102,8 @@ def advance(mark: Watermark | None, recorded: list[Run]) -> Watermark | None:
     same = [r.job for r in recorded if r.finished == last]
     if mark is not None and mark.completion_time == last:
         same = [*mark.jobs, *same]
+        if mark.unseen_success:  # still unnamed: no run in `recorded` succeeded then
+            return Watermark(completion_time=last, jobs=sorted(set(same)), unseen_success=True)
     return Watermark(completion_time=last, jobs=sorted(set(same)))
 
 
@@ -98,6 +145,14 @@ def vanished(
                 )
             )
     return list(reversed(out))
+
+
+def describe_unseen(cron_success: datetime) -> str:
+    return (
+        "a run that cronwarden did not see (its Job was created and deleted while it was "
+        f"not watching) succeeded at {cron_success:%Y-%m-%dT%H:%M:%SZ}, as the CronJob's "
+        "lastSuccessfulTime records: counted once"
+    )
 
 
 def describe_vanished(run: LastRun) -> str:

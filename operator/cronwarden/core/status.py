@@ -15,13 +15,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cronwarden.api import models
-from cronwarden.api.models import LastRun, ScheduledTask, ScheduledTaskStatus
+from cronwarden.api.models import LastRun, ScheduledTask, ScheduledTaskStatus, Watermark
 from cronwarden.core import admission, apiwarnings, blocking, detection, schedule
 from cronwarden.core.conditions import LATE, Blockage, Conditions, Event, Problem
 from cronwarden.core.recording import (
     advance,
+    claim,
+    describe_unseen,
     describe_vanished,
+    named,
     new_runs,
+    unseen_success,
     vanished,
     watermark_of,
 )
@@ -65,11 +69,14 @@ def compute_status(
     #    vanished unseen (not under Replace, which stops runs on purpose: step 3).
     runs = [run_of(job) for job in jobs]
     mark = watermark_of(prev.watermark, prev.last_run)
-    recorded = new_runs(mark, runs)
+    # A run that a success from the CronJob alone already counted is only named now.
+    claimed, recorded = claim(mark, new_runs(mark, runs))
     succeeded, failed, unknown = prev.succeeded, prev.failed, prev.unknown
     consecutive = prev.consecutive_failures
     last_success, last_failure = prev.last_successful_time, prev.last_failure_time
     last_run = prev.last_run
+    if claimed is not None and mark is not None:
+        mark, last_run = named(mark, claimed), last_run_of(claimed)
     for run in recorded:
         assert run.finished is not None
         if run.result == "Succeeded":
@@ -78,34 +85,33 @@ def compute_status(
         else:
             failed, consecutive, last_failure = failed + 1, consecutive + 1, run.finished
             events.append(Event("Warning", "RunFailed", describe(run)))
-        last_run = LastRun(
-            job=run.job,
-            scheduled_time=run.scheduled,
-            start_time=run.start,
-            completion_time=run.finished,
-            result=run.result,
-            reason=run.reason,
-            trigger="Manual" if run.manual else "Scheduled",
-            triggered_by=run.triggered_by,
-        )
+        last_run = last_run_of(run)
     watermark = advance(mark, recorded)
 
-    # The CronJob's own lastSuccessfulTime is a lower bound: runs that finished while
-    # the operator was down, and whose Jobs are gone, are not counted, but the last
-    # success is never older than the CronJob says (docs/detection.md).
+    # The CronJob's own lastSuccessfulTime: the success of a run whose Job vanished,
+    # or of one never seen at all, counted once (the watermark moves to it); and the
+    # last success is never older than the CronJob says (docs/detection.md).
     cron_success = parse_time(((cronjob or {}).get("status") or {}).get("lastSuccessfulTime"))
     policy = models.effective_concurrency_policy(spec)
     present = {r.job for r in runs}
     gone = [job for job in prev.active if job not in present]
+    created = parse_time(task.metadata.get("creationTimestamp")) or now
     if policy != "Replace" and cronjob is not None:
         for lost in vanished(gone, watermark, cron_success):
             if lost.result == "Succeeded":
                 succeeded, consecutive = succeeded + 1, 0
                 events.append(Event("Normal", "RunSucceeded", describe_vanished(lost)))
+                assert lost.completion_time is not None
+                watermark = Watermark(completion_time=lost.completion_time, jobs=[lost.job])
             else:
                 unknown += 1
                 events.append(Event("Warning", "RunUnknown", describe_vanished(lost)))
             last_run = lost
+    if cronjob is not None and unseen_success(watermark, cron_success, runs, created):
+        assert cron_success is not None
+        succeeded += 1
+        events.append(Event("Normal", "RunSucceeded", describe_unseen(cron_success)))
+        watermark = Watermark(completion_time=cron_success, unseen_success=True)
     if cron_success is not None and (last_success is None or cron_success > last_success):
         last_success = cron_success
         if last_failure is None or cron_success > last_failure:
@@ -130,7 +136,6 @@ def compute_status(
     # 3. Judge the slots that are due: missed and skipped ones are counted once each.
     cron_status = (cronjob or {}).get("status") or {}
     last_schedule = parse_time(cron_status.get("lastScheduleTime")) or prev.last_schedule_time
-    created = parse_time(task.metadata.get("creationTimestamp")) or now
     grace = timedelta(seconds=models.effective_grace_seconds(spec))
     missed_runs, last_missed = prev.missed_runs, prev.last_missed_time
     skipped, last_skipped = prev.skipped_runs, prev.last_skipped_time
@@ -264,6 +269,19 @@ def compute_status(
     # Pending Jobs count from their creation: a Job that never starts is visible too.
     since = [r.since for r in runs if r.result == "Running" and r.since is not None]
     return Outcome(status, events, recorded, wake, min(since, default=None), len(unadmitted))
+
+
+def last_run_of(run: Run) -> LastRun:
+    return LastRun(
+        job=run.job,
+        scheduled_time=run.scheduled,
+        start_time=run.start,
+        completion_time=run.finished,
+        result=run.result,
+        reason=run.reason,
+        trigger="Manual" if run.manual else "Scheduled",
+        triggered_by=run.triggered_by,
+    )
 
 
 def describe_missed(slots: list[datetime], grace: timedelta) -> str:

@@ -145,3 +145,92 @@ def test_under_replace_a_vanished_run_is_a_replaced_one() -> None:
     status = compute_status(task(spec, status=wire(status)), CRONJOB, [], LATER).status
     assert status.unknown == 0
     assert status.skipped_runs.replace == 1
+
+
+# D1: a run whose Job was created, finished and deleted while the operator was not
+# watching. The CronJob's lastSuccessfulTime is its only evidence.
+UNSEEN_AT = "2026-11-28T02:32:04Z"
+UNSEEN = datetime(2026, 11, 28, 2, 32, 4, tzinfo=UTC)
+PROVES = {**CRONJOB, "status": {**CRONJOB["status"], "lastSuccessfulTime": UNSEEN_AT}}
+
+
+def recorded_status() -> dict[str, Any]:
+    """One run recorded (02:31:00); the CronJob's lastSuccessfulTime says as much."""
+    cronjob = {**CRONJOB, "status": {**CRONJOB["status"], "lastSuccessfulTime": SECOND}}
+    status = compute_status(task(), cronjob, [SCHEDULED], LATER).status
+    assert (status.succeeded, status.last_successful_time) == (1, AT)
+    return wire(status)
+
+
+def test_a_run_never_seen_is_counted_once_from_the_cronjobs_last_success() -> None:
+    outcome = compute_status(task(status=recorded_status()), PROVES, [], LATER)
+    status = outcome.status
+    assert (status.succeeded, status.failed, status.unknown) == (2, 0, 0)
+    assert status.last_successful_time == UNSEEN
+    assert status.watermark == Watermark(completion_time=UNSEEN, unseen_success=True)
+    assert [e.reason for e in outcome.events] == ["RunSucceeded"]
+    assert "02:32:04" in outcome.events[0].message
+    # Idempotent: the next reconcile, or a restarted operator reading the same status.
+    again = compute_status(task(status=wire(status)), PROVES, [], LATER)
+    assert again.status == status
+    assert again.events == []
+
+
+def test_a_job_seen_late_that_succeeded_in_that_second_is_the_run_already_counted() -> None:
+    """The CronJob's status can reach the operator before the Job's own events."""
+    status = compute_status(task(status=recorded_status()), PROVES, [], LATER).status
+    late = job("backup-manual-1", start="2026-11-28T02:32:01Z", complete=UNSEEN_AT)
+    outcome = compute_status(task(status=wire(status)), PROVES, [late], LATER)
+    assert outcome.status.succeeded == 2
+    assert outcome.recorded == []
+    assert outcome.status.watermark == Watermark(completion_time=UNSEEN, jobs=["backup-manual-1"])
+    assert outcome.status.last_run is not None
+    assert outcome.status.last_run.job == "backup-manual-1"
+    # Another Job that succeeded in the same second is another run.
+    twin = job("backup-manual-2", start="2026-11-28T02:32:01Z", complete=UNSEEN_AT)
+    status = compute_status(task(status=wire(outcome.status)), PROVES, [late, twin], LATER).status
+    assert status.succeeded == 3
+
+
+def test_a_failure_in_the_unseen_successs_second_does_not_name_it() -> None:
+    status = compute_status(task(status=recorded_status()), PROVES, [], LATER).status
+    failed = job("backup-manual-1", start="2026-11-28T02:32:01Z", failed=UNSEEN_AT)
+    status = compute_status(task(status=wire(status)), PROVES, [failed], LATER).status
+    assert (status.succeeded, status.failed) == (2, 1)
+    assert status.watermark == Watermark(
+        completion_time=UNSEEN, jobs=["backup-manual-1"], unseen_success=True
+    )
+
+
+def test_a_running_job_that_may_be_the_success_defers_it_to_its_own_finish() -> None:
+    """A Job still running in the operator's view, created before the CronJob's
+    success, may be the run that succeeded: its finish is recorded instead."""
+    running = job("backup-29930552", scheduled="2026-11-28T02:32:00Z", start="2026-11-28T02:32:01Z",
+                  created="2026-11-28T02:32:00Z")  # fmt: skip
+    status = compute_status(task(status=recorded_status()), PROVES, [running], LATER).status
+    assert status.succeeded == 1
+    assert status.last_successful_time == UNSEEN  # the lower bound, as before
+    done = job("backup-29930552", scheduled="2026-11-28T02:32:00Z", start="2026-11-28T02:32:01Z",
+               complete=UNSEEN_AT, created="2026-11-28T02:32:00Z")  # fmt: skip
+    status = compute_status(task(status=wire(status)), PROVES, [done], LATER).status
+    assert status.succeeded == 2
+    assert status.watermark == Watermark(completion_time=UNSEEN, jobs=["backup-29930552"])
+    status = compute_status(task(status=wire(status)), PROVES, [], LATER).status
+    assert status.succeeded == 2
+
+
+def test_a_referenced_cronjobs_success_before_the_task_is_not_the_tasks() -> None:
+    status = compute_status(task(creationTimestamp="2026-11-28T02:33:00Z"), PROVES, [], LATER)
+    assert status.status.succeeded == 0
+    assert status.status.last_successful_time == UNSEEN
+
+
+def test_a_vanished_success_taken_by_a_previous_version_is_not_counted_again() -> None:
+    """Status written before the watermark followed a vanished run's success: its
+    lastRun (CronJobLastSuccess) still covers it."""
+    old = recorded_status()
+    old["succeeded"] = 2
+    old["lastRun"] = {"job": "backup-29930552", "result": "Succeeded",
+                      "reason": "CronJobLastSuccess", "completionTime": UNSEEN_AT}  # fmt: skip
+    status = compute_status(task(status=old), PROVES, [], LATER).status
+    assert status.succeeded == 2

@@ -220,8 +220,9 @@ def test_status_written_by_another_version_still_parses() -> None:
 
 
 def test_the_cronjobs_last_success_is_a_lower_bound_after_downtime() -> None:
-    """Runs that finished while the operator was down and whose Jobs are gone are not
-    counted, but lastSuccessfulTime is never older than the CronJob's, and a success
+    """Runs that finished while the operator was down and whose Jobs are gone: the
+    CronJob's later lastSuccessfulTime proves one success, counted once (no more can
+    be proven), lastSuccessfulTime is never older than the CronJob's, and a success
     after the last known failure ends the failure streak."""
     failing = task(
         status={
@@ -241,8 +242,10 @@ def test_the_cronjobs_last_success_is_a_lower_bound_after_downtime() -> None:
     }
     status = compute_status(failing, cronjob, [], AFTER_THE_RUN).status
     assert status.last_successful_time == datetime(2026, 11, 28, 2, 31, tzinfo=UTC)
-    assert (status.succeeded, status.failed) == (4, 2)  # counters never go back or guess
+    assert (status.succeeded, status.failed) == (5, 2)  # one proven, none guessed
     assert status.consecutive_failures == 0
+    again = task(status=status.model_dump(by_alias=True, mode="json"))
+    assert compute_status(again, cronjob, [], AFTER_THE_RUN).status.succeeded == 5
 
     older = {**cronjob, "status": {"lastSuccessfulTime": "2026-11-19T02:31:00Z"}}
     status = compute_status(failing, older, [], AFTER_THE_RUN).status
