@@ -7,15 +7,16 @@ Definitions (the README's reliability section states the targets):
 
 - duplicate CronJobs: CronJobs alive at once beyond the first, controlled by one task;
   duplicate runs: Jobs of one task started for the same slot more than once.
-- checkpoints: each fault's end + SETTLE seconds, and the end of the record. At a
+- checkpoints: each fault's end + SETTLE seconds, and the end of the record (or the
+  moment the operators were stopped, if earlier). At a
   checkpoint T, a task's status (its last `task` record at or before T) is compared
   with the runs the record saw finish before T - MARGIN:
   - runs lost: fewer counted than the runs whose evidence the cluster still held. A run
     is evidence-held unless its Job both finished and vanished inside one fault window
     (the operator could not see it); of those, the CronJob's lastSuccessfulTime still
-    holds one success per CronJob and window. The part of a deficit that such a
-    success explains is also given apart (runs_lost_vanished). Per task and counter,
-    the worst deficit over the checkpoints counts (not their sum).
+    holds one success per CronJob and window, while that CronJob exists. The part of
+    a deficit that such a success explains is also given apart (runs_lost_vanished).
+    Per task and counter, the worst deficit over the checkpoints counts (not their sum).
   - counted twice: more counted than the runs that finished (plus Jobs that vanished
     with no result seen, which may have finished unseen).
   - phantom active Jobs: names in status.active whose Job was gone before T - MARGIN.
@@ -173,6 +174,10 @@ class Record:
             last = snap
         return last
 
+    def alive(self, cronjob_uid: str | None, t: float) -> bool:
+        added, deleted = self.cronjob_life.get(cronjob_uid or "", (float("inf"), 0.0))
+        return added <= t < deleted
+
     def runs_of(self, task_uid: str) -> list[Job]:
         return [
             j for j in self.jobs.values() if self.cronjob_task.get(j.cronjob_uid or "") == task_uid
@@ -180,9 +185,17 @@ class Record:
 
 
 def analyse(
-    records: list[dict[str, Any]], faults: list[Fault], grace: float, settle: float = SETTLE
+    records: list[dict[str, Any]],
+    faults: list[Fault],
+    grace: float,
+    settle: float = SETTLE,
+    until: float | None = None,
 ) -> dict[str, Any]:
+    """`until`: when the operators were stopped; the record is judged up to then, since
+    what happens afterwards (the next minute's runs finishing, say) cannot be reflected."""
     rec = Record(records)
+    if until is not None:
+        rec.end = min(rec.end, until)
     fig = Figures()
     duplicates(rec, fig)
     checkpoints = [f.end + settle for f in faults if f.end + settle <= rec.end] + [rec.end]
@@ -258,8 +271,15 @@ def counts(rec: Record, fig: Figures, at: float, faults: list[Fault], final: boo
             windows = [(blind(j, faults), j) for j in due]
             required = sum(1 for f, _ in windows if f is None)
             credits = 0
-            if result == "Succeeded":  # the CronJob's lastSuccessfulTime: one per window
-                credits = len({(f.name, j.cronjob_uid) for f, j in windows if f is not None})
+            if result == "Succeeded":  # the CronJob's lastSuccessfulTime: one per window,
+                # while that CronJob still exists to hold it
+                credits = len(
+                    {
+                        (f.name, j.cronjob_uid)
+                        for f, j in windows
+                        if f is not None and rec.alive(j.cronjob_uid, at)
+                    }
+                )
             required += credits
             counted = snap[key]
             if counted < required:

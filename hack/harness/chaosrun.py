@@ -250,9 +250,10 @@ class ChaosRun:
         return None
 
     def converged(self) -> tuple[bool, str]:
-        """Every task Ready at its generation with exactly one CronJob of its own, its
-        status.active the Jobs of that CronJob that have not finished, and its last
-        success no older than the CronJob's."""
+        """Every task Ready at its generation with exactly one CronJob of its own, with
+        the managed-by label and the task's schedule and suspend, its status.active the
+        Jobs of that CronJob that have not finished, and its last success no older than
+        the CronJob's."""
         ns = self.ns
         tasks = self.list(GROUP, VERSION, PLURAL)
         cronjobs = self.list("batch", "v1", "cronjobs")
@@ -289,6 +290,11 @@ class ChaosRun:
             want = running.get(cj["metadata"]["uid"], set())
             if set(status.get("active") or []) != want:
                 return False, f"{ns}/{name} active {status.get('active')} != {sorted(want)}"
+            spec, want = cj.get("spec") or {}, t.get("spec") or {}
+            if spec.get("schedule") != want.get("schedule"):
+                return False, f"{ns}/{name}: CronJob schedule {spec.get('schedule')!r}"
+            if bool(spec.get("suspend")) != bool(want.get("suspend")):
+                return False, f"{ns}/{name}: CronJob suspend {spec.get('suspend')}"
             floor = (cj.get("status") or {}).get("lastSuccessfulTime")
             if floor and (status.get("lastSuccessfulTime") or "") < floor:
                 return False, f"{ns}/{name} lastSuccessfulTime behind the CronJob's"
@@ -315,6 +321,7 @@ class ChaosRun:
         self.check_operators()
         rss_after = {r: proc_memory(op.pid)["VmRSS"] for r, op in self.ops.items() if op.alive()}
         logs = {r: op.log_summary() for r, op in self.ops.items()}
+        stopped = time.time()
         for op in self.ops.values():
             op.stop()
         if self.recorder is not None:
@@ -325,7 +332,7 @@ class ChaosRun:
                 self.recorder.kill()
                 self.notes.append("the recorder did not stop on SIGTERM in 30s")
         records = [json.loads(line) for line in self.record_text().splitlines() if line.strip()]
-        figures = analyse(records, self.faults, GRACE_SECONDS)
+        figures = analyse(records, self.faults, GRACE_SECONDS, until=stopped)
         tracebacks = sum(s["tracebacks"] for s in logs.values())
         done = [c for c in self.convergence if c is not None]
         return {

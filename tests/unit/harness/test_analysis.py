@@ -197,3 +197,28 @@ def test_a_success_only_the_cronjob_holds_is_lost_apart_and_once_over_checkpoint
     out = figures(records, [kill, later])
     assert out["checkpoints"] == 3
     assert (out["runs_lost"], out["runs_lost_vanished"]) == (1, 1)
+
+
+def test_a_success_held_by_a_cronjob_deleted_since_is_not_evidence() -> None:
+    """The CronJob that held a blind run's success was deleted (by hand, or with its
+    task): nothing in the cluster proves the run any more, so it is not lost."""
+    records = [
+        cronjob(),
+        *run("c-1", 0),
+        job(5, "job_deleted", "c-1", 0, "Succeeded"),
+        rec(8, "cronjob_deleted", cronjob="c", uid=CJ),
+        task(20, succeeded=0),
+        end(200),
+    ]
+    out = figures(records, [Fault("freeze", T0 - 1, T0 + 10)])
+    assert (out["runs_lost"], out["runs_lost_vanished"]) == (0, 0)
+
+
+def test_runs_that_finish_after_the_operators_stopped_are_not_judged() -> None:
+    """The record runs on a few seconds after the operators stop: a run finishing then
+    cannot be reflected, and is not lost."""
+    records = [cronjob(), *run("c-1", 0), task(1, succeeded=0), end(20)]
+    judged = analyse(sorted(records, key=lambda r: r["t"]), [], GRACE)
+    assert judged["runs_lost"] == 1  # the operator was never going to write it ...
+    stopped = analyse(sorted(records, key=lambda r: r["t"]), [], GRACE, until=T0 + 2)
+    assert stopped["runs_lost"] == 0  # ... since it had stopped before the run finished
