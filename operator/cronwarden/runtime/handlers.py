@@ -12,6 +12,8 @@ computes.
 from __future__ import annotations
 
 import logging
+import random
+from collections.abc import Iterator
 from typing import Any
 
 import kopf
@@ -22,9 +24,28 @@ from cronwarden.runtime.engine import Engine
 from cronwarden.runtime.kube import Kube, in_cluster, load_api_client
 from cronwarden.runtime.metrics import TaskMetrics, serve
 from cronwarden.runtime.refusals import FIELD_SELECTOR
-from cronwarden.settings import LIST_CHUNK_SIZE, Settings
+from cronwarden.settings import (
+    API_RETRY_BACKOFFS,
+    API_RETRY_JITTER,
+    LIST_CHUNK_SIZE,
+    Settings,
+)
 
 log = logging.getLogger(__name__)
+
+
+class RetryBackoffs:
+    """kopf's `error_backoffs`: the delays between retries of one request, capped
+    and jittered (a fresh draw for each request that fails)."""
+
+    def __init__(self, delays: tuple[float, ...], jitter: float) -> None:
+        self.delays, self.jitter = delays, jitter
+
+    def __len__(self) -> int:
+        return len(self.delays)
+
+    def __iter__(self) -> Iterator[float]:
+        return (d * random.uniform(1 - self.jitter, 1 + self.jitter) for d in self.delays)
 
 
 @kopf.on.login()
@@ -47,6 +68,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.server_timeout = 300
     settings.watching.chunk_size = LIST_CHUNK_SIZE
     settings.networking.request_timeout = 60
+    # The blind window after an API server outage is the retry delay in progress.
+    settings.networking.error_backoffs = RetryBackoffs(API_RETRY_BACKOFFS, API_RETRY_JITTER)
     managed = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
     settings.watching.label_selectors["batch", "cronjobs"] = managed
     settings.watching.label_selectors["batch", "jobs"] = managed
