@@ -10,7 +10,11 @@ election (an API server outage longer than its renew deadline), the kubelet
 starts it again. This supervisor does the same for the local cluster:
 
 - It learns each component's command line and working directory from /proc
-  while the component runs (and keeps them in STATE_DIR/supervisor/).
+  while the component runs (and keeps them in STATE_DIR/supervisor/). Only a
+  command line whose program is the component's own binary is learnt: a process
+  that is exiting shows an empty one, and one just forked by `start-component`
+  still shows the shell's; the last known command line stays until the real one
+  can be read.
 - It waits for exits with pidfds (no polling of the processes), re-reading the
   pid files every second, so a component started by `cluster.sh start-component`
   is followed too.
@@ -78,6 +82,16 @@ def started(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def command_of(name: str, raw: bytes) -> list[str] | None:
+    """The command line in /proc/PID/cmdline form, if its program is the component's
+    binary (named as the component); None for an exiting process (empty) or one
+    that has not yet exec'ed it (a shell, setsid)."""
+    args = [arg.decode(errors="replace") for arg in raw.split(b"\0") if arg]
+    if not args or Path(args[0]).name != name:
+        return None
+    return args
+
+
 def read_pid(path: Path) -> int | None:
     try:
         return int(path.read_text().strip())
@@ -97,6 +111,7 @@ class Component:
     restart_at: float | None = None  # when a pending restart is due (now() clock)
     exited_at: float | None = None
     restarts: int = 0
+    learnt: int | None = None  # the pid whose command line is the one known
     child: subprocess.Popen[bytes] | None = None  # when this supervisor started it
 
 
@@ -128,6 +143,8 @@ class Supervisor:
             name = path.stem
             comp = self.components.setdefault(name, self.load(name))
             pid = read_pid(path)
+            if pid is not None and pid == comp.pid and comp.learnt != pid and alive(pid):
+                self.learn(comp)  # not yet exec'ed when it was first seen
             if pid is None or pid == comp.pid:
                 continue
             if alive(pid):
@@ -142,18 +159,33 @@ class Supervisor:
             os.close(comp.pidfd)
         try:
             comp.pidfd = os.pidfd_open(pid)
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            cwd = os.readlink(f"/proc/{pid}/cwd")
         except OSError:
             comp.pidfd = None
             return  # it exited just now; the next scan sees that
         comp.pid = pid
-        comp.cmdline = [arg.decode() for arg in cmdline if arg]
-        comp.cwd = cwd
         comp.exited_at = None
         comp.restart_at = None
         comp.started_at = started(pid)
+        self.learn(comp)
+
+    def learn(self, comp: Component) -> None:
+        """Take the running process's command line and directory, if they are the
+        component's own (see the module's docstring); keep the known ones otherwise."""
+        if comp.pid is None:
+            return
+        try:
+            raw = self.read_cmdline(comp.pid)
+            cwd = os.readlink(f"/proc/{comp.pid}/cwd")
+        except OSError:
+            return
+        cmdline = command_of(comp.name, raw)
+        if cmdline is None:
+            return
+        comp.cmdline, comp.cwd, comp.learnt = cmdline, cwd, comp.pid
         self.save(comp)
+
+    def read_cmdline(self, pid: int) -> bytes:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
 
     def save(self, comp: Component) -> None:
         (self.saved / f"{comp.name}.cmdline").write_text("\n".join(comp.cmdline) + "\n")
