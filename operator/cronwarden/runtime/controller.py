@@ -149,17 +149,27 @@ class Controller:
         events: list[Event] = []
         warnings: list[str] | None = None  # the API server's, when the CronJob is applied
         problem = tenancy.refusal(namespace, view.rank, self.excluded, self.max_per_namespace)
+        created = False
         if problem is not None:
             live = None
         elif live is None:
-            # Only CronJobs labelled as ours are watched: before creating one, look
-            # whether the name is taken (or the cache has not seen our own yet).
-            live = self.kube.get_cronjob(namespace, desired["metadata"]["name"])
+            # Only CronJobs labelled as ours are watched: the name may be taken by one
+            # we do not control (or by ours, which the cache has not seen yet). The
+            # create says so (409) without a look first; only then is it read.
+            try:
+                live, problem, warnings = self.apply(task, desired, None, events)
+                result.cronjob, created = live, problem is None
+            except ApiError as err:
+                if err.status != 409:
+                    raise
+                live = self.kube.get_cronjob(namespace, desired["metadata"]["name"])
+                if live is None:
+                    raise  # deleted in between: the retry creates it
         if live is not None and controller_uid(live) != task.metadata.get("uid"):
             problem = not_owned(task, live)
             live = None
             result.wake_at = self.clock() + NOT_OWNED_RECHECK
-        elif not self.is_in_sync(view.key, desired, live):
+        elif not created and problem is None and not self.is_in_sync(view.key, desired, live):
             live, problem, warnings = self.apply(task, desired, live, events)
             result.cronjob = live
 

@@ -46,6 +46,12 @@ def collection(template: str, namespace: str | None) -> str:
     return template.format(ns=namespace)
 
 
+# The resourceVersion that makes an apply create-only (Kube.apply_cronjob): etcd's
+# revision starts at 1 with nothing stored and every write raises it, so no stored
+# object has resourceVersion 1.
+CREATE_ONLY = "1"
+
+
 def load_api_client(kubeconfig: str | None = None, connections: int = 10) -> client.ApiClient:
     """The one login decision: in-cluster credentials when running in a pod (and no
     kubeconfig was given), else the kubeconfig. kopf's own login uses this too."""
@@ -168,10 +174,15 @@ class Kube:
         about it (Pod Security's warn mode, deprecated fields). With `uid` (an update),
         the uid is a precondition: if the CronJob of that name is another object now,
         the API server refuses the apply ("field is immutable") and changes nothing.
-        Without it, the apply creates the CronJob; the caller has made sure the name
-        was free."""
+
+        Without it, the apply only creates: it carries resourceVersion CREATE_ONLY, a
+        precondition that no stored object can meet, so if the name is taken (by a
+        CronJob this task does not control, or by one the cache has not seen yet) the
+        API server answers 409 Conflict and changes nothing. A create ignores the
+        resourceVersion. So the "never adopt" check costs no request of its own."""
         meta = cronjob["metadata"]
-        body = {**cronjob, "metadata": {**meta, "uid": uid}} if uid else cronjob
+        extra = {"uid": uid} if uid else {"resourceVersion": CREATE_ONLY}
+        body = {**cronjob, "metadata": {**meta, **extra}}
         return self.api.apply(
             f"{CRONJOBS.format(ns=meta['namespace'])}/{quote(meta['name'])}", body
         )
