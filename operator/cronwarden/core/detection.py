@@ -161,18 +161,23 @@ def wake_at(
     undue_slot: datetime | None = None,
     blocked_at: list[datetime] | None = None,
 ) -> datetime | None:
-    """The next instant at which the status can change by the passing of time alone:
-    the next slot (nextScheduleTime moves), the moment the earliest slot that is not
-    due yet becomes due (`undue_slot`, which may lie before now when the grace is
-    longer than the interval; it may be missed or skipped), the success deadline,
-    an active run crossing the duration limit, or one crossing the time after which
-    the slots it holds back make the task Blocked. The operator reconciles the task
-    then, without waiting for a watch event."""
+    """The next instant at which the status must be judged again by the passing of
+    time alone: the moment the earliest slot that is not due yet becomes due
+    (`undue_slot`, which may lie before now when the grace is longer than the
+    interval; it may be missed or skipped), the success deadline, an active run
+    crossing the duration limit, or one crossing the time after which the slots it
+    holds back make the task Blocked. The operator reconciles the task then, without
+    waiting for a watch event.
+
+    Not the slot itself: at the slot only nextScheduleTime would move, and the Job
+    that the slot starts wakes the task a moment later anyway. One status write then
+    records both (a midnight burst of N tasks would otherwise cost N more writes, all
+    at once); without a Job, the slot's judgement at `slot + grace` moves it."""
     # Slots are due at an instant ("now >= s + grace"); the limits are exceeded one
     # second after theirs ("longer than"; `now` has whole seconds).
     at: list[datetime] = []
     if next_slot is not None:
-        at += [next_slot, (undue_slot or next_slot) + grace]
+        at.append((undue_slot or next_slot) + grace)
     after: list[datetime] = list(blocked_at or [])
     if success_deadline is not None:
         after.append(success_deadline)

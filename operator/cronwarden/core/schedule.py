@@ -50,6 +50,10 @@ __all__ = [
 _ZONE_PART = re.compile(r"[A-Za-z.\-_0-9+]{1,14}")
 
 
+# Intervals of `CronSchedule.next` remembered per schedule.
+KNOWN = 8
+
+
 def _load_zone(name: str) -> tzinfo:
     """Validate spec.timeZone as the API server does, then load it."""
     if name == "":
@@ -89,13 +93,29 @@ class CronSchedule:
     time_zone: str
     _spec: robfig.Spec = field(repr=False, compare=False)
     _zone: tzinfo = field(repr=False, compare=False)
+    # Answers of `next` remembered as intervals (see there); `parse` shares one
+    # instance among every task with the same schedule and zone.
+    _known: list[tuple[datetime, datetime]] = field(default_factory=list, repr=False, compare=False)
 
     def next(self, after: datetime) -> datetime | None:
         """The first slot strictly after `after`, or None if the schedule never fires.
 
         "Never" is robfig's: no slot within about five years of `after`.
+
+        Walking robfig's calendar costs up to a millisecond for a yearly schedule, and
+        every reconcile asks several times. If next(a) = n, no slot lies in (a, n), so
+        next(t) = n for every a <= t < n: the last few such intervals answer most calls.
+        (Not for `@every`, whose slots count from `after` itself.)
         """
-        return robfig.next_after(self._spec, self._zone, _aware("after", after))
+        _aware("after", after)
+        for start, slot in self._known:
+            if start <= after < slot:
+                return slot
+        found = robfig.next_after(self._spec, self._zone, after)
+        if found is not None and isinstance(self._spec, robfig.SpecBits):
+            # Replaced, never mutated in place: readers in other threads see either list.
+            object.__setattr__(self, "_known", [(after, found), *self._known[: KNOWN - 1]])
+        return found
 
     def slots(self, after: datetime, until: datetime, limit: int = 1000) -> list[datetime]:
         """The slots s with after < s <= until, in order, at most `limit` of them."""

@@ -135,7 +135,20 @@ def compute_status(
 
     # 3. Judge the slots that are due: missed and skipped ones are counted once each.
     cron_status = (cronjob or {}).get("status") or {}
-    last_schedule = parse_time(cron_status.get("lastScheduleTime")) or prev.last_schedule_time
+    # The CronJob controller sets lastScheduleTime to the slot of the Job it has just
+    # created, a moment after creating it: the Job's slot says the same earlier, so
+    # that the write for the new Job needs no second one when the CronJob follows.
+    last_schedule = max(
+        (
+            t
+            for t in (
+                parse_time(cron_status.get("lastScheduleTime")) or prev.last_schedule_time,
+                *(r.scheduled for r in runs),
+            )
+            if t is not None
+        ),
+        default=None,
+    )
     grace = timedelta(seconds=models.effective_grace_seconds(spec))
     missed_runs, last_missed = prev.missed_runs, prev.last_missed_time
     skipped, last_skipped = prev.skipped_runs, prev.last_skipped_time

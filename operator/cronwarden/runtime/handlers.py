@@ -48,6 +48,22 @@ class RetryBackoffs:
         return (d * random.uniform(1 - self.jitter, 1 + self.jitter) for d in self.delays)
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """kopf builds a "diff base" of every object on every watch event (a deep copy of
+    the body without its status) for change handlers. cronwarden registers none, so
+    the copy was thrown away: a fifth of the event loop's time in a burst of Jobs.
+    This storage builds nothing and keeps nothing."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
+        return kopf.BodyEssence()
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        pass
+
+
 @kopf.on.login()
 def login(memo: kopf.Memo, **kwargs: Any) -> kopf.ConnectionInfo | None:
     """The same decision as the operator's own client (kube.in_cluster)."""
@@ -60,6 +76,7 @@ def login(memo: kopf.Memo, **kwargs: Any) -> kopf.ConnectionInfo | None:
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     config: Settings = memo.settings
     settings.posting.enabled = False  # Events are posted by the controller only.
+    settings.persistence.diffbase_storage = NoDiffBase()
     if not config.clusterwide:
         # Exact namespace names need no namespace listing, which a Role-only install
         # may not do (kopf would retry it for a minute before falling back), and such

@@ -87,7 +87,7 @@ def test_wake_at_is_the_next_time_driven_change() -> None:
     at = detection.wake_at(
         CREATED, next_slot=TEN, grace=GRACE, success_deadline=None, runs=[], run_limit=None
     )
-    assert at == TEN  # nextScheduleTime moves
+    assert at == TEN + GRACE  # TEN is judged; not TEN itself: its Job wakes the task
     at = detection.wake_at(
         TEN + timedelta(seconds=5),
         next_slot=TEN + timedelta(hours=1),
@@ -127,7 +127,7 @@ def test_wake_at_a_slot_due_after_the_next_one_starts_when_the_grace_is_long() -
         run_limit=None,
         undue_slot=TEN + timedelta(minutes=1),
     )
-    assert at == TEN + timedelta(minutes=2)  # nextScheduleTime moves first
+    assert at == TEN + timedelta(minutes=2, seconds=30)  # the 10:01 slot becomes due
     at = detection.wake_at(
         TEN + timedelta(minutes=2),
         next_slot=TEN + timedelta(minutes=3),
@@ -150,7 +150,7 @@ def test_wake_at_one_second_after_a_run_outlasts_its_allowance() -> None:
         run_limit=None,
         blocked_at=[TEN + timedelta(minutes=2, seconds=1)],
     )
-    assert at == TEN + timedelta(minutes=2)
+    assert at == TEN + timedelta(minutes=2, seconds=2)  # not the slot at 10:02 itself
     at = detection.wake_at(
         TEN + timedelta(minutes=2),
         next_slot=TEN + timedelta(minutes=3),

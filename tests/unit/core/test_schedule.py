@@ -450,3 +450,32 @@ def test_no_time_zone_means_etc_utc_like_the_built_cronjob() -> None:
     )
     assert default.next(after) == datetime(2026, 3, 29, 2, 30, tzinfo=UTC)
     assert default.dst_notes(after) == []
+
+
+def test_next_answers_from_the_intervals_it_remembers() -> None:
+    """next(t) = n for every a <= t < n once next(a) = n is known; answers match the
+    walk for instants inside, at the edges of and outside the remembered intervals."""
+    cached = schedule.parse("17 3 2 12 *", "Europe/Berlin")
+    fresh = schedule.CronSchedule(cached.expression, cached.time_zone, cached._spec, cached._zone)
+    start = datetime(2026, 12, 1, tzinfo=UTC)
+    probes = [start + timedelta(hours=h, seconds=s) for h in range(0, 9000, 97) for s in (0, 1)]
+    slot = cached.next(start)
+    assert slot is not None
+    probes += [slot - timedelta(seconds=1), slot, slot + timedelta(seconds=1)]
+    for t in probes:
+        assert cached.next(t) == robfig_next(fresh, t), t
+    assert len(cached._known) <= schedule.KNOWN
+
+
+def robfig_next(s: schedule.CronSchedule, t: datetime) -> datetime | None:
+    from cronwarden.core import schedule_robfig
+
+    return schedule_robfig.next_after(s._spec, s._zone, t)
+
+
+def test_every_is_not_answered_from_remembered_intervals() -> None:
+    every = schedule.parse("@every 90s")
+    start = datetime(2026, 12, 1, tzinfo=UTC)
+    assert every.next(start) == start + timedelta(seconds=90)
+    assert every.next(start + timedelta(seconds=30)) == start + timedelta(seconds=120)
+    assert every._known == []

@@ -343,3 +343,21 @@ def test_the_keeps_running_message_is_stable_so_the_warning_is_posted_once() -> 
     )
     assert events == []
     assert cond(again, "Ready") == cond(first, "Ready")
+
+
+def test_a_new_jobs_slot_is_the_last_schedule_before_the_cronjob_says_so() -> None:
+    """The CronJob controller creates the Job, then sets its lastScheduleTime to the
+    Job's slot: the status written for the new Job already holds it, so the CronJob's
+    update a moment later changes nothing (one write per run started, not two)."""
+    now = datetime(2026, 11, 28, 2, 30, 2, tzinfo=UTC)
+    before = {"metadata": {"name": "backup"}, "status": {}}
+    seen_job_first = compute_status(task(), before, [RUNNING], now).status
+    assert seen_job_first.last_schedule_time == datetime(2026, 11, 28, 2, 30, tzinfo=UTC)
+    assert seen_job_first.active == ["backup-29930550"]
+    assert seen_job_first.next_schedule_time == datetime(2026, 11, 29, 2, 30, tzinfo=UTC)
+    # The CronJob's update arrives: nothing left to write.
+    again = task(status=wire(seen_job_first))
+    assert compute_status(again, CRONJOB, [RUNNING], now).status == again.status
+    # A manual run (no slot) does not move it.
+    manual = job("backup-manual-1", start="2026-11-28T02:30:01Z")
+    assert compute_status(task(), before, [manual], now).status.last_schedule_time is None
