@@ -19,11 +19,17 @@ as partial and the next one still runs):
             reflected Job, the time from the Job being seen Complete to the
             task's status.lastRun.job naming it.
 
+Catch-up mode (--catch-up) runs phase 1, then instead of phase 2 applies the N
+tasks while no operator runs and starts it after: T_catchup, from its start until
+every task is Ready with its CronJob, is the operator's throughput apart from the
+API server's cost of taking the apply; its CPU and own requests per task too.
+Phases 3 to 5 are not run.
+
 Burst mode (--burst N) runs instead only the midnight burst, in bench-burst: N
 tasks scheduled for one minute (the first full minute --burst-lead seconds ahead,
-so that all are Ready before it; startingDeadlineSeconds 3600, so the CronJob
-controller's pace is not counted as misses). From the watches' sub-second times,
-relative to the slot: the last Job created by the CronJob controller, the last
+so that all are Ready before it; startingDeadlineSeconds and missedRunGraceSeconds
+3600, so the CronJob controller's pace is not counted as misses). From the watches'
+sub-second times, relative to the slot: the last Job created by the CronJob controller, the last
 Job Complete, the last status naming its run; per task, the lag from its Job
 Complete to its status (p50, p99, max; target p99 <= 1 s); the operator's CPU
 over the burst and per run (target <= 10 ms), its peak RSS, the Events it
@@ -52,7 +58,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness.burst import NS_BURST, default_lead, phase_burst
 from harness.load import NAMESPACES, NS_LATENCY, NS_TASKS
 from harness.measure import proc_memory, scrape
-from harness.phases import phase_direct, phase_latency, phase_rest, phase_tasks
+from harness.phases import phase_catchup, phase_direct, phase_latency, phase_rest, phase_tasks
 from harness.report import bench_report, burst_report
 from harness.setup import (
     KUBECTL,
@@ -67,6 +73,10 @@ from harness.setup import (
     log,
     prepare_namespaces,
 )
+
+
+class Done(Exception):
+    """The mode's last phase has run."""
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -112,6 +122,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="seconds from applying the burst's tasks to their slot, rounded up to a "
         "full minute (default 60 + 0.1 s per task)",
     )
+    p.add_argument(
+        "--catch-up",
+        action="store_true",
+        help="convergence mode: after the direct phase, the N tasks are applied with no "
+        "operator running, then it starts (T_catchup); the other phases do not run",
+    )
     p.add_argument("--chunk", type=int, default=500, help="objects per kubectl apply")
     p.add_argument("--phase-timeout", type=float, default=1800, help="deadline of each phase")
     args = p.parse_args(argv)
@@ -121,6 +137,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.burst_lead is None:
         args.burst_lead = default_lead(args.burst)
     name = f"burst-{args.burst}" if args.burst else str(args.tasks)
+    name += "-catchup" if args.catch_up and not args.burst else ""
     args.json = args.json or OUT_DIR / f"bench-{name}.json"
     if args.rest_seconds is None:
         args.rest_seconds = max(args.resync_seconds, args.audit_seconds) + 10
@@ -175,14 +192,28 @@ def main(argv: list[str] | None = None) -> int:
         r["direct"] = phase_direct(kc, args.tasks, args.chunk, args.phase_timeout)
         r["loadavg"]["direct"] = os.getloadavg()
 
-        op = Operator(
-            args.operator_root,
-            kc,
-            op_log,
-            args.resync_seconds,
-            args.audit_seconds,
-            namespaces=(NS_TASKS, NS_LATENCY),
-        )
+        def start_operator() -> Operator:
+            return Operator(
+                args.operator_root,
+                kc,
+                op_log,
+                args.resync_seconds,
+                args.audit_seconds,
+                namespaces=(NS_TASKS, NS_LATENCY),
+            )
+
+        if args.catch_up:
+            log(f"catch-up: applying {args.tasks} tasks with no operator running")
+            r["catchup"], op = phase_catchup(
+                kc, start_operator, args.tasks, args.chunk, args.phase_timeout
+            )
+            r["catchup_ratio"] = r["catchup"]["seconds"] / r["direct"]["seconds"]
+            if not r["catchup"].get("complete"):
+                r["errors"].append(f"catch-up incomplete: {r['catchup'].get('error', 'deadline')}")
+            if op is not None:
+                r["operator_rss_peak_after_tasks_kib"] = proc_memory(op.pid)["VmHWM"]
+            raise Done
+        op = start_operator()
         r["meta"]["audit_seconds"] = args.audit_seconds if op.audits else None
         log(f"operator pid {op.pid} live (log {op_log}); tasks: applying {args.tasks}")
         r["tasks"] = phase_tasks(kc, op, args.tasks, args.chunk, args.phase_timeout)
@@ -202,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
         r["loadavg"]["latency"] = os.getloadavg()
         if r["latency"]["count"] < args.latency_tasks:
             r["errors"].append(f"latency phase: {r['latency'].get('error', 'deadline')}")
+    except Done:
+        pass
     except (BenchError, subprocess.SubprocessError, OSError) as err:
         r["errors"].append(str(err))
     except Exception as err:

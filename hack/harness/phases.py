@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,7 @@ def phase_tasks(kc: Path, op: Operator, n: int, chunk: int, timeout: float) -> d
     start_watchers(watchers, time.monotonic() + 120)
     objs = [task(f"t-{i:05d}", NS_TASKS, NEVER) for i in range(n)]
     counters, cpu = apiserver_counters(kc), proc_cpu_seconds(op.pid)
+    own = operator_requests(op.metrics_url)
     start = time.monotonic()
     deadline = start + timeout
     result: dict[str, Any] = {}
@@ -82,10 +84,78 @@ def phase_tasks(kc: Path, op: Operator, n: int, chunk: int, timeout: float) -> d
         ready_with_cronjob=len(conv.both),
         tasks_per_second=len(conv.both) / result["seconds"],
         operator_cpu_seconds=proc_cpu_seconds(op.pid) - cpu,
+        operator_own_requests=own_delta(own, operator_requests(op.metrics_url)),
         requests=request_delta(counters, apiserver_counters(kc)),
         watch_restarts=sum(w.restarts for w in watchers),
     )
     return result
+
+
+def own_delta(
+    before: dict[str, float] | None, after: dict[str, float] | None
+) -> dict[str, float] | None:
+    """The operator's own requests (cronwarden_api_requests_total) between two scrapes."""
+    if before is None or after is None:
+        return None
+    delta = {k: v - before.get(k, 0.0) for k, v in after.items()}
+    return {k: v for k, v in delta.items() if v}
+
+
+def phase_catchup(
+    kc: Path, start_operator: Callable[[], Operator], n: int, chunk: int, timeout: float
+) -> tuple[dict[str, Any], Operator | None]:
+    """The operator's catch-up alone: N tasks are applied while no operator runs, then
+    it starts; T_catchup lasts from its start until every task is Ready with its
+    CronJob. Its CPU is counted from its start (imports and login included)."""
+    conv = Convergence(n)
+    watchers = [
+        Watcher(kc, TASKS, NS_TASKS, conv.on_task),
+        Watcher(kc, CRONJOBS, NS_TASKS, conv.on_cronjob),
+    ]
+    start_watchers(watchers, time.monotonic() + 120)
+    result: dict[str, Any] = {}
+    op: Operator | None = None
+    try:
+        begin = time.monotonic()
+        apply_chunked(
+            kc, [task(f"t-{i:05d}", NS_TASKS, NEVER) for i in range(n)], chunk, begin + timeout
+        )
+        result["apply_seconds"] = time.monotonic() - begin
+        log(f"catch-up: {n} tasks applied in {result['apply_seconds']:.1f}s; starting the operator")
+        counters = apiserver_counters(kc)
+        start = time.monotonic()
+        op = start_operator()
+        log(f"catch-up: operator pid {op.pid} live after {time.monotonic() - start:.1f}s")
+        result["complete"] = wait_event(
+            conv.done,
+            start + timeout,
+            op,
+            lambda: (
+                f"catch-up: {len(conv.ready)} Ready, "
+                f"{len(conv.cronjobs)} CronJobs after {time.monotonic() - start:.0f}s"
+            ),
+        )
+        result["seconds"] = time.monotonic() - start
+        result.update(
+            operator_cpu_seconds=proc_cpu_seconds(op.pid),
+            operator_own_requests=own_delta({}, operator_requests(op.metrics_url)),
+            requests=request_delta(counters, apiserver_counters(kc)),
+        )
+    except BenchError as err:
+        result.update(complete=False, error=str(err))
+        result.setdefault("seconds", timeout)
+    finally:
+        for w in watchers:
+            w.stop()
+    result.update(
+        ready=len(conv.ready),
+        cronjobs=len(conv.cronjobs),
+        ready_with_cronjob=len(conv.both),
+        tasks_per_second=len(conv.both) / max(result["seconds"], 1e-9),
+        watch_restarts=sum(w.restarts for w in watchers),
+    )
+    result.setdefault("operator_cpu_seconds", 0.0)
+    return result, op
 
 
 def phase_rest(kc: Path, op: Operator, seconds: float) -> dict[str, Any]:

@@ -8,6 +8,11 @@ from typing import Any
 from harness.measure import OURS
 
 
+def own_requests(own: dict[str, float], per: int) -> str:
+    """The operator's own requests by verb and resource, per task."""
+    return ", ".join(f"{k} {v / per:.2f}" for k, v in sorted(own.items(), key=lambda kv: -kv[1]))
+
+
 def bench_report(r: dict[str, Any]) -> str:
     m = r["meta"]
     load = " ".join(f"{x:.2f}" for x in m["loadavg_start"])
@@ -33,6 +38,30 @@ def bench_report(r: dict[str, Any]) -> str:
         if "ratio" in r:
             row("ratio T_tasks / T_direct", f"{r['ratio']:.2f}")
         row("operator CPU while converging", f"{t['operator_cpu_seconds']:.1f} s")
+        converged = max(t["ready_with_cronjob"], 1)
+        row("  per converged task", f"{1000 * t['operator_cpu_seconds'] / converged:.2f} ms")
+        if (own := t.get("operator_own_requests")) is not None:
+            total = sum(own.values())
+            row("operator API requests per new task", f"{total / converged:.2f}")
+            row("  by verb and resource", own_requests(own, converged))
+    if c := r.get("catchup"):
+        done = "" if c["complete"] else f"  PARTIAL: {c['ready_with_cronjob']} of {m['tasks']}"
+        row(
+            f"T_catchup: operator started on {m['tasks']} tasks",
+            f"{c['seconds']:.1f} s until all Ready with CronJob{done}",
+        )
+        row("  throughput", f"{c['tasks_per_second']:.1f} tasks/s")
+        if "catchup_ratio" in r:
+            row("ratio T_catchup / T_direct", f"{r['catchup_ratio']:.2f}")
+        converged = max(c["ready_with_cronjob"], 1)
+        row(
+            "operator CPU from its start",
+            f"{c['operator_cpu_seconds']:.1f} s, "
+            f"{1000 * c['operator_cpu_seconds'] / converged:.2f} ms per converged task",
+        )
+        if (own := c.get("operator_own_requests")) is not None:
+            row("operator API requests per new task", f"{sum(own.values()) / converged:.2f}")
+            row("  by verb and resource", own_requests(own, converged))
     if "operator_rss_peak_kib" in r:
         row("operator RSS peak (VmHWM)", f"{r['operator_rss_peak_kib'] / 1024:.1f} MiB")
     if rest := r.get("rest"):
@@ -135,7 +164,8 @@ def burst_report(r: dict[str, Any]) -> str:
         f"cronwarden bench --burst: N={n} tasks on one minute, operator {m['operator_root']} "
         f"({m['operator_commit']}), {m['cpus']} CPUs, load {load} at start",
         f"  slot {b.get('slot', '-')} ('{b.get('schedule', '-')}' Etc/UTC), "
-        f"startingDeadlineSeconds {b.get('starting_deadline_seconds', '-')}",
+        f"startingDeadlineSeconds {b.get('starting_deadline_seconds', '-')}, "
+        f"missedRunGraceSeconds {b.get('missed_run_grace_seconds', 60)}",
         "",
     ]
 

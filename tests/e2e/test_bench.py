@@ -39,3 +39,36 @@ def test_bench_runs_every_phase_at_a_small_n(kubeconfig: Path, crd: str, tmp_pat
     assert report["metrics_scrape"]["bytes"] > 0
     assert report["latency"]["count"] == 5
     assert "ratio T_tasks / T_direct" in proc.stdout
+
+
+def test_bench_catch_up_mode_at_a_small_n(kubeconfig: Path, crd: str, tmp_path: Path) -> None:
+    """--catch-up: the tasks are applied before the operator starts; it then creates
+    each CronJob with one request, sending no GET per task before it (the "never adopt"
+    check is the create's 409), and writes each status once."""
+    out = tmp_path / "catchup.json"
+    n = 20
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "hack" / "bench.py"),
+            f"--tasks={n}",
+            "--catch-up",
+            f"--kubeconfig={kubeconfig}",
+            f"--json={out}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["errors"] == []
+    catchup = report["catchup"]
+    assert catchup["complete"] is True
+    assert catchup["ready_with_cronjob"] == n
+    own = catchup["operator_own_requests"]
+    assert own["PATCH cronjobs"] == n, own  # one create each
+    assert own.get("GET cronjobs", 0) <= 2, own  # the start-up listing, not a GET per task
+    assert "ratio T_catchup / T_direct" in proc.stdout
+    assert "operator API requests per new task" in proc.stdout
