@@ -64,6 +64,7 @@ from tests.e2e.support import (
     wait_for,
     worker_id,
 )
+from tests.e2e.test_monitor import monitoring
 
 CHART = ROOT / "helm" / "cronwarden"
 TESTDATA = Path(__file__).parent / "testdata"
@@ -602,6 +603,10 @@ def test_operator_as_the_chart_service_account_reconciles_end_to_end(
     clusters = [Cluster(kubectl, ns) for ns in watched]
     for cluster in clusters:
         cluster.apply(every_minute_task("heartbeat"))
+    # Monitor mode lists and watches the namespace's CronJobs and Jobs unlabelled.
+    kubectl("-n", watched[0], "create", "cronjob", "vendor", "--image=busybox:1.37",
+            "--schedule=0 0 1 1 *")  # fmt: skip
+    clusters[0].apply(monitoring("watch-vendor", "vendor"))
     for cluster in clusters:
         task = cluster.wait_ready("heartbeat", timeout=START_TIMEOUT)
         cronjob = cluster.get("cronjob", "heartbeat")
@@ -630,6 +635,8 @@ def test_operator_as_the_chart_service_account_reconciles_end_to_end(
         assert "status" not in outside.task("elsewhere")
         assert outside.get("cronjob", "elsewhere") is None
 
+    monitored = clusters[0].wait_ready("watch-vendor")
+    assert (condition_of(monitored, "Ready") or {}).get("reason") == "Reconciled"
     assert "could not post event" not in op.log()
     assert not op.forbidden(allowed), op.forbidden(allowed)
 

@@ -117,7 +117,8 @@ all-namespaces mode, cluster-wide). Why each one is needed is in the chart READM
 - apiGroups: [batch]
   resources: [cronjobs]
   verbs: [get, list, watch, create, patch]
-# Observe the runs: watch the Jobs the CronJobs start and list them per task.
+# Observe the runs: list and watch the Jobs the CronJobs start (by label; monitor
+# mode without one, in the namespaces that hold monitored tasks).
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [list, watch]

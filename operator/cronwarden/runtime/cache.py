@@ -257,10 +257,14 @@ class Cache:
         order = self._order.get(namespace, [])
         return (namespace, order[rank][1]) if 0 <= rank < len(order) else None
 
+    def deletes(self, body: Body) -> bool:
+        """Whether a DELETED event for `body` deletes it (and not only its label)."""
+        return labelled(body)
+
     def cronjob_event(self, type_: str | None, body: Body) -> bool:
         key = key_of(body)
         uid = uid_of(body)
-        if type_ == "DELETED" and labelled(body):
+        if type_ == "DELETED" and self.deletes(body):
             self._bury(body)
             return self._drop_cronjob(key, uid)
         # A DELETED for a label change: the CronJob exists as it now is (unlabelled).
@@ -289,7 +293,7 @@ class Cache:
             return False  # not started by a CronJob: never a task's run
         name = str(body["metadata"]["name"])
         live = self._jobs.get(owner, {})
-        if type_ == "DELETED" and labelled(body):
+        if type_ == "DELETED" and self.deletes(body):
             self._bury(body)
             return self._drop_job(owner, body)
         if self._buried(body) or not newer(old := live.get(name), body):

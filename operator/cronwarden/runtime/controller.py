@@ -212,9 +212,9 @@ class Controller:
         return result
 
     def reconcile_monitored(self, task: ScheduledTask, obj: Body, view: View) -> Result:
-        """Monitor mode: judge the referenced CronJob and its Jobs as the shared
-        per-namespace poll last read them (runtime/monitors.py), never write them;
-        status, Events and metrics as for a managed task."""
+        """Monitor mode: judge the referenced CronJob and its Jobs as its namespace's
+        watch last saw them (runtime/monitors.py), never write them; status, Events
+        and metrics as for a managed task."""
         assert task.spec.cron_job_ref is not None
         namespace, ref = task.namespace, task.spec.cron_job_ref.name
         now = self.clock()
@@ -244,6 +244,11 @@ class Controller:
                 status_body(outcome.status),
                 obj["metadata"]["resourceVersion"],
             )
+        if (uid := _uid(cronjob)) is not None:
+            # Departed Jobs that the watermark now covers are dropped from the cache.
+            result.cronjob_uid = uid
+            watermark = outcome.status.watermark
+            result.recorded = {r.job for r in map(run_of, jobs) if covered(r, watermark)}
         result.events = [(obj, event) for event in events]
         self.metrics.update(judged, outcome)
         log.debug("reconciled %s/%s: monitors CronJob %s", namespace, task.name, ref)

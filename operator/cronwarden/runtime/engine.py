@@ -1,10 +1,12 @@
 """The operator's moving parts in one place: cache, audit, queue, workers,
 resync, Events and leader election, started and stopped together.
 
-Watch events always feed the cache and the queue (a standby stays warm); the
-audit, the workers, the resync and the time-driven wake-ups run only while this
-replica is active, and the first reconcile of a term waits for a complete audit,
-so no task is judged before its runs are known. A reconcile reads the cache on
+Watch events always feed the cache and the queue (a standby stays warm), and so
+do monitor mode's watches, one per namespace that holds monitored tasks
+(runtime/monitorwatch.py), started with its first such task and stopped with its
+last; the audit, the workers, the resync and the time-driven wake-ups run only
+while this replica is active, and the first reconcile of a term waits for a
+complete audit, so no task is judged before its runs are known. A reconcile reads the cache on
 the event loop, runs in a worker thread (its writes are blocking HTTP calls),
 and its answers go back into the cache.
 """
@@ -20,12 +22,11 @@ from cronwarden.runtime.audit import Audit
 from cronwarden.runtime.cache import Body, Cache, Key, Listing
 from cronwarden.runtime.controller import Controller, NotActive
 from cronwarden.runtime.events import EventQueue
-from cronwarden.runtime.kube import CRONJOBS as CRONJOBS_PATH
-from cronwarden.runtime.kube import JOBS as JOBS_PATH
 from cronwarden.runtime.kube import ApiError, Kube
 from cronwarden.runtime.leader import LeaderElector, LeaseConfig
 from cronwarden.runtime.metrics import TaskMetrics
-from cronwarden.runtime.monitors import MONITOR_POLL, Monitors, reference
+from cronwarden.runtime.monitors import Monitors, reference
+from cronwarden.runtime.monitorwatch import NamespaceWatch
 from cronwarden.runtime.queue import WorkQueue
 from cronwarden.runtime.refusals import Refusals
 from cronwarden.settings import Settings
@@ -78,7 +79,10 @@ class Engine:
         self._extra_audit: asyncio.Task[bool] | None = None
         self._audit_lock = asyncio.Lock()
         self.monitors = Monitors()
-        self._polling: dict[str, asyncio.Lock] = {}
+        self._excluded = frozenset(settings.excluded_namespaces)
+        # Monitor mode: a watch per namespace that holds monitored tasks.
+        self._watches: dict[str, NamespaceWatch] = {}
+        self._stopping: set[asyncio.Task[None]] = set()
         self.refusals = Refusals()
 
     def active(self) -> bool:
@@ -95,6 +99,8 @@ class Engine:
             self._elector_task.cancel()
             await asyncio.gather(self._elector_task, return_exceptions=True)
         await self.stop_workers()
+        watches, self._watches = list(self._watches.values()), {}
+        await asyncio.gather(*(w.stop() for w in watches), *self._stopping)
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._events.close()
 
@@ -108,7 +114,6 @@ class Engine:
         ]
         self._workers.append(asyncio.create_task(self.resync(), name="cronwarden-resync"))
         self._workers.append(asyncio.create_task(self.audits(), name="cronwarden-audit"))
-        self._workers.append(asyncio.create_task(self.polls(), name="cronwarden-monitor"))
         log.info(
             "active: auditing the cache, then reconciling with %d worker(s)", self.settings.workers
         )
@@ -169,7 +174,7 @@ class Engine:
             self._task_deleted(body)
         for key in listing.touched:
             if (packed := self.cache.tasks.get(key)) is not None:
-                self.monitors.track(key, reference(packed.body()))
+                self.track(key, reference(packed.body()))
                 self.queue.add(key)
         if self.settings.max_tasks_per_namespace:
             self._recount_limits()
@@ -216,7 +221,7 @@ class Engine:
             if changed:
                 self._task_deleted(body)
             return
-        self.monitors.track(key, reference(body))
+        self.track(key, reference(body))
         self.queue.add(key)
 
     def _task_deleted(self, body: Body) -> None:
@@ -226,7 +231,35 @@ class Engine:
             return
         self.queue.forget(key)
         self.controller.forget(key)
-        self.monitors.forget(key)
+        self.track(key, None)
+
+    def track(self, key: Key, ref: str | None) -> None:
+        """Monitor mode: record the CronJob a task references (None: none, or the task
+        is gone), and start, relist or stop its namespace's watch accordingly."""
+        namespace = key[0]
+        if namespace in self._excluded:
+            ref = None  # judged NamespaceExcluded without reading anything there
+        new_name = self.monitors.track(key, ref)
+        watch = self._watches.get(namespace)
+        if namespace not in self.monitors.namespaces():
+            if watch is not None:
+                del self._watches[namespace]
+                stopping = asyncio.create_task(watch.stop())
+                self._stopping.add(stopping)
+                stopping.add_done_callback(self._stopping.discard)
+        elif watch is None:
+            watch = NamespaceWatch(
+                self.kube, namespace, self.monitors, self._executor, self._enqueue_all
+            )
+            self._watches[namespace] = watch
+            watch.start()
+        elif new_name:
+            watch.relist()
+
+    def _enqueue_all(self, keys: set[Key]) -> None:
+        for key in keys:
+            if key in self.cache.tasks:
+                self.queue.add(key)
 
     def _count_over_limit(self, namespace: str, size_before: int) -> None:
         limit = self.settings.max_tasks_per_namespace
@@ -284,42 +317,17 @@ class Engine:
             finally:
                 self.queue.done(key)
 
-    async def polls(self) -> None:
-        """Monitor mode: read each namespace with monitored tasks every MONITOR_POLL."""
-        await self._audited.wait()
-        while True:
-            for namespace in self.monitors.namespaces():
-                await self.poll(namespace)
-            await asyncio.sleep(MONITOR_POLL.total_seconds())
-
-    async def poll(self, namespace: str) -> None:
-        lock = self._polling.setdefault(namespace, asyncio.Lock())
-        async with lock:
-            loop = asyncio.get_running_loop()
-            try:
-                cronjobs = await loop.run_in_executor(
-                    self._executor, self.kube.list_cached, CRONJOBS_PATH, namespace
-                )
-                jobs = await loop.run_in_executor(
-                    self._executor, self.kube.list_cached, JOBS_PATH, namespace
-                )
-            except ApiError as err:
-                log.warning("reading monitored CronJobs in %s failed: %s", namespace, err)
-                return
-            for key in self.monitors.apply(namespace, cronjobs, jobs):
-                self.queue.add(key)
-
     async def reconcile(self, loop: asyncio.AbstractEventLoop, key: Key) -> None:
         namespace, name = key
         try:
             view = self.cache.view(key)
-            if view.task is not None and reference(view.task) is not None:
-                if not self.monitors.polled(namespace):
-                    await self.poll(namespace)
+            if view.task is not None and (ref := reference(view.task)) is not None:
+                self.track(key, ref)
                 view.monitored = self.monitors.view(key)
-                if view.monitored is None:  # the namespace could not be read yet
-                    self.queue.retry(key)
-                    return
+                if namespace in self._excluded:
+                    view.monitored = (None, [])
+                elif view.monitored is None:
+                    return  # its namespace's watch queues it once it has listed the CronJob
                 view.refusals = self.refusals.of(view.monitored[1])
             else:
                 view.refusals = self.refusals.of(view.jobs)
@@ -359,7 +367,8 @@ class Engine:
         if result.cronjob is not None:
             self.cache.cronjob_event("MODIFIED", result.cronjob)
         if result.cronjob_uid and result.recorded:
-            self.cache.forget_departed(result.cronjob_uid, result.recorded)
+            held = self.cache if view.monitored is None else self.monitors.cache
+            held.forget_departed(result.cronjob_uid, result.recorded)
         if result.events:
             self._events.submit(result.events)
         if result.wake_at is not None:

@@ -9,15 +9,17 @@ API errors are mapped in one place, wire.error_of, to `ApiError` with `retryable
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import logging
 import os
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import urllib3
 from kubernetes import client, config
@@ -25,7 +27,7 @@ from kubernetes import client, config
 from cronwarden import __version__
 from cronwarden.api import models
 from cronwarden.core.builder import FIELD_MANAGER
-from cronwarden.wire import Answer, Api, ApiError
+from cronwarden.wire import Answer, Api, ApiError, decode, error_of, unreachable
 
 __all__ = ["ApiError", "Kube", "load_api_client"]
 
@@ -79,6 +81,7 @@ class PoolTransport:
         self.api = api
         self.server = api.configuration.host.rstrip("/")
         self.timeout = timeout
+        self._streams: Any = None  # the watches' pool, made with the first
 
     def send(self, method: str, target: str, headers: dict[str, str], body: bytes | None) -> Answer:
         auth = self.api.configuration.auth_settings().get("BearerToken")
@@ -96,6 +99,25 @@ class PoolTransport:
             raise root_cause(err) from err
         got = list(response.headers.items())
         return Answer(response.status, response.reason or "", got, response.data)
+
+    def stream(self, target: str, headers: dict[str, str], read_timeout: float) -> Any:
+        """Open a GET whose answer is read as it arrives (a watch): the urllib3 response,
+        unread. On a pool of its own, since a watch holds its connection for minutes."""
+        if self._streams is None:
+            self._streams = client.ApiClient(self.api.configuration).rest_client.pool_manager
+        auth = self.api.configuration.auth_settings().get("BearerToken")
+        if auth and auth["value"]:
+            headers = {**headers, auth["key"]: auth["value"]}
+        try:
+            return self._streams.request(
+                "GET",
+                self.server + target,
+                headers=headers,
+                timeout=urllib3.Timeout(connect=self.timeout, read=read_timeout),
+                preload_content=False,
+            )
+        except urllib3.exceptions.HTTPError as err:
+            raise root_cause(err) from err
 
 
 def root_cause(err: BaseException) -> OSError:
@@ -140,8 +162,9 @@ class Kube:
             def hook(method: str, path: str, status: int) -> None:
                 count(method, resource_of(path), status)
 
+        self.transport = PoolTransport(api, timeout)
         self.api = Api(
-            PoolTransport(api, timeout),
+            self.transport,
             user_agent=USER_AGENT,
             field_manager=FIELD_MANAGER,
             on_request=hook,
@@ -209,6 +232,35 @@ class Kube:
         query = {"labelSelector": selector} if selector else None
         page = self.api.list_page(collection(template, namespace), query, token)
         return page.items, page.resource_version, page.next
+
+    def watch(self, template: str, namespace: str, resource_version: str, seconds: float) -> Watch:
+        """Watch the objects at `template` in `namespace` from `resource_version`, with
+        bookmarks; the API server ends it after `seconds`. Blocking: the caller reads
+        it in a thread of its own. A resourceVersion too old raises ApiError 410."""
+        path = collection(template, namespace)
+        query = {
+            "watch": "true",
+            "allowWatchBookmarks": "true",
+            "resourceVersion": resource_version,
+            "timeoutSeconds": str(int(seconds)),
+        }
+        count = self.api.on_request or (lambda *_: None)
+        timeout = self.transport.timeout or 30.0
+        try:
+            response = self.transport.stream(
+                f"{path}?{urlencode(query)}", dict(self.api.headers), seconds + timeout
+            )
+        except OSError as err:
+            count("WATCH", path, 0)
+            text = unreachable(self.transport.server, err, timeout)
+            raise ApiError(0, "ConnectionError", text) from err
+        count("WATCH", path, response.status)
+        if response.status >= 300:
+            data = response.data
+            response.release_conn()
+            got = list(response.headers.items())
+            raise error_of(Answer(response.status, response.reason or "", got, data), decode(data))
+        return Watch(response)
 
     # Leases (leader election)
 
@@ -318,3 +370,43 @@ class Kube:
                 k for k in self._event_counts if k[0] == namespace and k[1].startswith(prefix)
             ]:
                 del self._event_counts[key]
+
+
+class Watch:
+    """An open watch: `events()` yields (type, object) as they arrive (in the thread
+    that reads it); `close()`, from any thread, ends it."""
+
+    def __init__(self, response: Any) -> None:
+        self._response = response
+
+    def events(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        try:
+            for line in lines(self._response):
+                event = json.loads(line)
+                obj = event.get("object") or {}
+                if event.get("type") == "ERROR":  # a Status: 410 when the version is too old
+                    raise ApiError(
+                        int(obj.get("code") or 0),
+                        str(obj.get("reason") or "Error"),
+                        str(obj.get("message") or ""),
+                    )
+                yield str(event.get("type") or ""), obj
+        except (OSError, urllib3.exceptions.HTTPError, ValueError) as err:
+            raise ApiError(0, "ConnectionError", f"the watch broke off: {err}") from err
+        finally:
+            self._response.close()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError, RuntimeError, ValueError):  # already closed
+            self._response.shutdown()  # wakes the reading thread
+
+
+def lines(response: Any) -> Iterator[bytes]:
+    """The non-empty lines of a streamed answer, each as soon as it is complete."""
+    rest = b""
+    for chunk in response.stream(amt=None, decode_content=True):
+        rest += chunk
+        *complete, rest = rest.split(b"\n")
+        yield from (line for line in complete if line.strip())
+    if rest.strip():
+        yield rest

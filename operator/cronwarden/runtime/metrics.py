@@ -325,8 +325,9 @@ class TaskMetrics:
 
         self.api_requests = Counter(
             "cronwarden_api_requests",
-            "Requests this operator sent to the API server (not counting kopf's watches), "
-            "by verb, resource and HTTP code (0: no answer).",
+            "Requests this operator sent to the API server (not counting kopf's watches; "
+            "each monitor-mode watch opened counts as verb WATCH), by verb, resource and "
+            "HTTP code (0: no answer).",
             ["verb", "resource", "code"],
             registry=self.registry,
         )

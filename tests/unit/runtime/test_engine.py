@@ -151,3 +151,58 @@ def test_a_refusal_of_a_podless_jobs_pods_wakes_its_task_and_reaches_the_reconci
     controller = asyncio.run(scenario())
     assert controller.views[0].refusals == {}
     assert controller.views[1].refusals == {"job-1": refusal["message"]}
+
+
+def monitoring(name: str, cronjob: str | None, rv: str = "1") -> dict[str, Any]:
+    meta = {"name": name, "namespace": "team-a", "uid": f"u-{name}", "resourceVersion": rv}
+    spec = {"cronJobRef": {"name": cronjob}} if cronjob else {"schedule": "@daily"}
+    return {"metadata": meta, "spec": spec}
+
+
+class Unreachable(NoApi):
+    """An API server that answers nothing: the monitor watch keeps trying."""
+
+    def list_page(self, *args: Any) -> Any:
+        raise ApiError(0, "ConnectionError", "connection refused")
+
+    def forget_events(self, namespace: str, name: str) -> None:
+        pass
+
+
+def test_a_namespace_is_watched_from_its_first_monitored_task_to_its_last() -> None:
+    async def scenario() -> None:
+        eng = Engine(Settings(namespaces=["team-a"], workers=1), Unreachable(), TaskMetrics())  # type: ignore[arg-type]
+        eng.task_event("ADDED", monitoring("a", "vendor-a"))
+        watch = eng._watches["team-a"]
+        eng.task_event("ADDED", monitoring("b", "vendor-a"))
+        eng.task_event("ADDED", monitoring("c", None))
+        assert eng._watches == {"team-a": watch}  # one per namespace
+        eng.task_event("MODIFIED", monitoring("a", None, rv="2"))  # no longer monitored
+        assert eng._watches == {"team-a": watch}
+        eng.task_event("DELETED", monitoring("b", "vendor-a"))
+        assert eng._watches == {}  # the last one went: the watch stops
+        assert eng.monitors.namespaces() == set()
+        await asyncio.gather(*eng._stopping)
+        assert watch._task is not None
+        assert watch._task.cancelled()
+
+    asyncio.run(scenario())
+
+
+def test_a_monitored_task_in_an_excluded_namespace_is_judged_without_a_watch() -> None:
+    task = monitoring("a", "vendor-a")
+    task["metadata"]["namespace"] = "kube-system"
+
+    async def scenario() -> Records:
+        settings = Settings(namespaces=["kube-system"], workers=1)
+        assert "kube-system" in settings.excluded_namespaces
+        eng = Engine(settings, Unreachable(), TaskMetrics())  # type: ignore[arg-type]
+        controller = Records()
+        eng.controller = controller  # type: ignore[assignment]
+        eng.task_event("ADDED", task)
+        await eng.reconcile(asyncio.get_running_loop(), ("kube-system", "a"))
+        assert eng._watches == {}
+        return controller
+
+    controller = asyncio.run(scenario())
+    assert [v.monitored for v in controller.views] == [(None, [])]
