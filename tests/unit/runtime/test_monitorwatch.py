@@ -62,7 +62,7 @@ class FakeKube:
 
 
 async def until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         await asyncio.sleep(0.01)
@@ -112,15 +112,17 @@ def test_list_watch_relist_after_gone_and_for_a_newly_named_cronjob() -> None:
                 # 4. A task names vendor-b, which no listing kept: list again for it.
                 assert monitors.track(B, "vendor-b") is True
                 assert monitors.view(B) is None
+                opened = len(kube.opened[CRONJOBS])
                 watch.relist()
-                await until(lambda: monitors.view(B) is not None, "vendor-b to be listed")
+                await until(lambda: len(kube.opened[CRONJOBS]) > opened, "a listing, then watches")
+                assert monitors.view(B) is not None
                 assert any(B in q for q in queued)
                 assert kube.lists.count(CRONJOBS) == 3
 
                 # 5. A broken connection is not a relist: watch again from the last version.
+                opened = len(kube.opened[CRONJOBS])
                 kube.current(CRONJOBS).feed.put(("MODIFIED", cronjob("vendor-b", "ub", rv="25")))
                 kube.current(CRONJOBS).feed.put(ApiError(0, "ConnectionError", "reset"))
-                opened = len(kube.opened[CRONJOBS])
                 await until(lambda: len(kube.opened[CRONJOBS]) > opened, "the watch again")
                 assert kube.opened[CRONJOBS][-1][0] == "25"
                 assert kube.lists.count(CRONJOBS) == 3
