@@ -7,7 +7,8 @@ minute, the rest never), then M ScheduledTasks that reference them
 Ready, the operator's own API requests per second at rest (its
 cronwarden_api_requests_total over --rest-seconds), its CPU at rest, and the
 reconcile lag of the per-minute ones: from a Job seen Complete to the task's
-status.lastRun naming it. --operator-root measures another checkout with the
+status.lastRun naming it, for the first Job of each that finishes after every
+task is Ready. --operator-root measures another checkout with the
 same script, so two versions can be compared side by side.
 """
 
@@ -127,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise BenchError(f"only {len(lat.ready)} of {args.tasks} tasks Ready")
             time.sleep(0.5)
         r["ready_seconds"] = time.monotonic() - start
+        lat.restart()  # the lag of runs that finish once every task is judged
         log(f"monitor: {args.tasks} tasks Ready in {r['ready_seconds']:.1f}s; at rest")
         before = operator_requests(op.metrics_url) or {}
         cpu, t0 = proc_cpu_seconds(op.pid), time.monotonic()

@@ -160,7 +160,16 @@ class Latency:
         self.reflected: dict[str, float] = {}  # job -> first seen in a task's lastRun
         self.first: dict[str, str] = {}  # task -> first job its lastRun named
         self.ready: set[str] = set()
+        self.before: set[str] = set()  # Jobs that finished before restart(): not measured
         self.done = threading.Event()
+
+    def restart(self) -> None:
+        """Measure only Jobs that finish from now on (not those a task's first status
+        names, which finished before it was judged)."""
+        with self.lock:
+            self.before = set(self.complete) | set(self.reflected)
+            self.first.clear()
+            self.done.clear()
 
     def on_job(self, type_: str, obj: dict[str, Any]) -> None:
         now = time.time()
@@ -177,7 +186,7 @@ class Latency:
         with self.lock:
             if is_ready(obj):
                 self.ready.add(name)
-            if job and type_ != "DELETED":
+            if job and type_ != "DELETED" and job not in self.before:
                 self.reflected.setdefault(job, now)
                 self.first.setdefault(name, job)
                 if len(self.first) >= self.m:

@@ -108,6 +108,11 @@ class NamespaceWatch:
             listing, versions[resource] = await self.list(resource, template)
             total.merge(listing)
         self.enqueue(self.monitors.synced(self.namespace, wanted, total))
+        log.info(
+            "monitor mode: listed %s for %d CronJob(s) named by tasks",
+            self.namespace,
+            len(wanted),
+        )
         return versions
 
     async def list(self, resource: str, template: str) -> tuple[Listing, str]:
