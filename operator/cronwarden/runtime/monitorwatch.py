@@ -41,8 +41,9 @@ log = logging.getLogger(__name__)
 RESOURCES = ((CRONJOBS, CRONJOBS_PATH), (JOBS, JOBS_PATH))
 # The API server ends a watch after this long (times 1 to 2, spread as client-go does).
 WATCH_SECONDS = 300.0
-# Tasks that name new CronJobs come in bursts (an apply of many): list once after this.
-RELIST_DELAY = 0.5
+# Tasks that name new CronJobs come in bursts (an apply of many): list once they have
+# been quiet for RELIST_DELAY, or RELIST_WAIT after the first.
+RELIST_DELAY, RELIST_WAIT = 0.5, 5.0
 # Backoff after a failed listing or watch: doubles from BACKOFF to BACKOFF_MAX.
 BACKOFF, BACKOFF_MAX = 0.5, 10.0
 _END = object()
@@ -81,8 +82,7 @@ class NamespaceWatch:
     async def run(self) -> None:
         failures = 0
         while True:
-            await asyncio.sleep(RELIST_DELAY)
-            self._relist.clear()
+            await self.settle()
             try:
                 self.versions = await self.list_all()
             except ApiError as err:
@@ -98,6 +98,17 @@ class NamespaceWatch:
                 continue
             failures = 0
             await self.watch_all()
+
+    async def settle(self) -> None:
+        """Before a listing: wait until tasks stop naming new CronJobs for RELIST_DELAY
+        (an apply of many tasks is one listing, not one each), at most RELIST_WAIT."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + RELIST_WAIT
+        while True:
+            self._relist.clear()
+            await asyncio.sleep(RELIST_DELAY)
+            if not self._relist.is_set() or loop.time() >= until:
+                return
 
     async def list_all(self) -> dict[str, str]:
         """List both resources into Monitors (replacing what they held); returns each
