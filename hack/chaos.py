@@ -18,7 +18,8 @@ For each scenario (hack/harness/scenarios.py), in a fresh namespace:
 A table goes to stdout and JSON to .state/chaos/ (with each scenario's record and
 logs). Exit status 1 when a figure misses its target or a scenario fails.
 Full run: 1,000 tasks (200 per-minute) and each scenario's full repetitions;
---small: 30 tasks (12 per-minute), one repetition, for CI.
+--small: 30 tasks (12 per-minute), one repetition, for CI; --together runs the
+chosen scenarios on one set-up, one after another, as CI does to save time.
 """
 
 from __future__ import annotations
@@ -52,6 +53,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         choices=sorted(SCENARIOS),
         help="run this scenario (repeat for more; default: all, in order)",
     )
+    p.add_argument(
+        "--together",
+        action="store_true",
+        help="run the scenarios one after another on one load, recorder and operator,\n"
+        "judged as one (CI: shared set-up); default: each in a namespace of its own",
+    )
     p.add_argument("--small", action="store_true", help="30 tasks, one repetition (CI)")
     p.add_argument("--tasks", type=int, help="tasks (default 1000, or 30 with --small)")
     p.add_argument("--per-minute", type=int, help="of which per-minute (default 200 / 12)")
@@ -70,10 +77,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def run_scenario(args: argparse.Namespace, kc: Path, name: str) -> dict[str, Any]:
-    scenario, full = SCENARIOS[name]
-    repeat = args.repeat or (1 if args.small else full)
-    ns = f"chaos-{name}"
+def run_scenario(args: argparse.Namespace, kc: Path, names: list[str]) -> dict[str, Any]:
+    """Run these scenarios one after another on one load, judged as one."""
+    name = "+".join(names)
+    ns = f"chaos-{name}" if len(names) == 1 else "chaos-" + "-".join(n.split("-")[0] for n in names)
     started = time.time()
     setup.prepare_namespaces(kc, (ns,))
     run = ChaosRun(kc, args.operator_root, OUT_DIR, name, ns, args.seed, small=args.small)
@@ -83,8 +90,11 @@ def run_scenario(args: argparse.Namespace, kc: Path, name: str) -> dict[str, Any
         run.start_recorder()
         run.start_operator()
         run.apply_load(args.tasks, args.per_minute)
-        log(f"{name}: {repeat} repetition(s)")
-        scenario(run, repeat)
+        for each in names:
+            scenario, full = SCENARIOS[each]
+            repeat = args.repeat or (1 if args.small else full)
+            log(f"{each}: {repeat} repetition(s)")
+            scenario(run, repeat)
         run.tail()
     except (BenchError, subprocess.SubprocessError, OSError) as err:
         errors.append(str(err))
@@ -96,7 +106,9 @@ def run_scenario(args: argparse.Namespace, kc: Path, name: str) -> dict[str, Any
         if not args.keep:
             setup.cleanup(kc, False, result, (ns,))
     result["errors"] = errors + result.get("errors", [])
-    result["repetitions"] = repeat
+    result["repetitions"] = {
+        each: args.repeat or (1 if args.small else SCENARIOS[each][1]) for each in names
+    }
     return result
 
 
@@ -128,9 +140,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         started_cluster = setup.ensure_cluster(kc, given=args.kubeconfig is not None)
         setup.apply_crd(kc, args.operator_root)
-        for name in args.scenario:
-            log(f"scenario {name}")
-            results.append(run_scenario(args, kc, name))
+        groups = [args.scenario] if args.together else [[name] for name in args.scenario]
+        for names in groups:
+            log(f"scenario {'+'.join(names)}")
+            results.append(run_scenario(args, kc, names))
     finally:
         if started_cluster:
             setup.cleanup(kc, True, {"errors": []}, ())

@@ -19,6 +19,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -180,6 +181,10 @@ class ChaosRun:
                     GROUP, VERSION, self.ns, PLURAL, name, _request_timeout=10
                 )
             except client.ApiException as err:
+                if err.status == 409 and not created:  # ours, if a lost reply was retried
+                    with contextlib.suppress(client.ApiException):
+                        created = self.created_since(name, start)
+                    continue
                 self.notes.append(f"{name}: {err.status} {err.reason} right after the fault")
                 time.sleep(0.2)
                 continue
@@ -204,6 +209,17 @@ class ChaosRun:
             }
         )
         log(f"blind window: {name} Ready after {ready if ready is None else round(ready, 1)}s")
+
+    def created_since(self, name: str, start: float) -> bool:
+        """Whether the task `name` was created at `start` or later (by this probe);
+        an older one means two probes share the name."""
+        got: Any = self.custom.get_namespaced_custom_object(
+            GROUP, VERSION, self.ns, PLURAL, name, _request_timeout=10
+        )
+        when = got["metadata"]["creationTimestamp"].replace("Z", "+00:00")
+        if datetime.fromisoformat(when).timestamp() < int(start):
+            raise BenchError(f"the probe task {name} exists already")
+        return True
 
     # Load and faults
 

@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 
 from harness.chaosrun import ChaosRun
+from harness.edits import hand_edits
+from harness.freeze import operator_freeze
 from harness.setup import start_component, stop_component
 
 
@@ -39,7 +41,7 @@ def apiserver_restart(run: ChaosRun, times: int) -> None:
             run.wait_until(time.time() + 20)
             start_component("kube-apiserver")  # fails clearly if its port was taken
             run.wait_api()
-        run.blind_window(f"probe-{i + 1}")
+        run.blind_window(f"probe-apiserver-{i + 1}")
         run.settle()
 
 
@@ -53,20 +55,20 @@ def etcd_restart(run: ChaosRun, times: int) -> None:
             run.wait_until(time.time() + 20)
             start_component("etcd")
             run.wait_api()
-        run.blind_window(f"probe-{i + 1}")
+        run.blind_window(f"probe-etcd-{i + 1}")
         run.settle()
 
 
 def controller_manager_down(run: ChaosRun, times: int) -> None:
-    """kube-controller-manager stopped for 5 minutes (--small: 2), so that slots pass
+    """kube-controller-manager stopped for 5 minutes (--small: 75 s), so that slots pass
     with no Job: each must be flagged Late, and nothing else may go wrong when the
     CronJob controller comes back and starts the latest missed slot."""
-    minutes = 2 if run.small else 5
+    seconds = 75 if run.small else 300
     for i in range(times):
         run.wait_until(run.random_moment())
         with run.fault(f"kcm-down-{i + 1}"):
             stop_component("kube-controller-manager")
-            run.wait_until(time.time() + minutes * 60)
+            run.wait_until(time.time() + seconds)
             start_component("kube-controller-manager")
         run.settle()
 
@@ -77,4 +79,6 @@ SCENARIOS: dict[str, tuple[Callable[[ChaosRun, int], None], int]] = {
     "apiserver-restart": (apiserver_restart, 3),
     "etcd-restart": (etcd_restart, 3),
     "controller-manager-down": (controller_manager_down, 1),
+    "operator-freeze": (operator_freeze, 3),
+    "hand-edits": (hand_edits, 5),
 }

@@ -2,8 +2,8 @@
 scenario's faults under a small churn (30 tasks, 12 per-minute, one repetition),
 and the figures from the independent recorder must meet the README's targets, or
 miss them only by what a known, reported cause explains in full (README,
-"Reliability"). The run's JSON is kept in tmp_path; its table is in the failure
-message."""
+"Reliability"). The run's JSON is kept in .state/chaos/ci-*.json; its table is
+printed, and in the failure message."""
 
 from __future__ import annotations
 
@@ -14,30 +14,34 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.support import ROOT
+from tests.e2e.support import ROOT, STATE_DIR
 
 sys.path.insert(0, str(ROOT / "hack"))
 
 from harness.report import chaos_misses
 
 
-def chaos(scenario: str, kubeconfig: Path, tmp_path: Path) -> dict[str, object]:
-    out = tmp_path / "chaos.json"
+def chaos(scenarios: list[str], kubeconfig: Path) -> dict[str, object]:
+    """Run the scenarios on one set-up (--together), judged as one. The JSON is kept
+    beside the record in .state/chaos/, and the table printed (pytest -rA shows it)."""
+    out = STATE_DIR / "chaos" / f"ci-{'+'.join(scenarios)}.json"
     proc = subprocess.run(
         [
             sys.executable,
             str(ROOT / "hack" / "chaos.py"),
             "--small",
-            f"--scenario={scenario}",
+            "--together",
+            *(f"--scenario={name}" for name in scenarios),
             f"--kubeconfig={kubeconfig}",
             f"--json={out}",
         ],
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=1500,
         check=False,
     )
     table = proc.stdout[-6000:] + proc.stderr[-3000:]
+    print(table)
     assert out.exists(), table
     (result,) = json.loads(out.read_text())["scenarios"]
     assert result["errors"] == [], table
@@ -46,23 +50,36 @@ def chaos(scenario: str, kubeconfig: Path, tmp_path: Path) -> dict[str, object]:
     return dict(result)
 
 
-def test_operator_kill(kubeconfig: Path, crd: str, tmp_path: Path) -> None:
-    """kill -9 of the operator just after the minute's runs finished, restarted:
-    nothing lost, counted twice or regressed, and converged within 30 s."""
-    result = chaos("operator-kill", kubeconfig, tmp_path)
-    assert result["faults"] == 1
+def faults(result: dict[str, object]) -> list[str]:
+    return [str(f["name"]) for f in result["fault_windows"]]  # type: ignore[attr-defined]
+
+
+def test_operator_kill_and_hand_edits(kubeconfig: Path, crd: str) -> None:
+    """kill -9 of the operator just after the minute's runs finished, restarted; then
+    a burst of hand edits (managed-by labels stripped, CronJobs' schedule or suspend
+    changed, CronJobs and Jobs deleted): nothing lost, counted twice or regressed,
+    every CronJob put back, and converged within 30 s of each."""
+    result = chaos(["operator-kill", "hand-edits"], kubeconfig)
+    assert faults(result) == ["kill-1", "edits-1"]
     assert result["restarts"] == 1
     assert result["runs_finished"] > 0  # the record saw the churn it judged
     assert result["slots"] > 0
+    edits = " ".join(str(n) for n in result["notes"])  # type: ignore[attr-defined]
+    for what in ("stripped", "schedule", "suspended", "deleted CronJob", "deleted Job"):
+        assert what in edits, edits
 
 
 @pytest.mark.disruptive
-def test_apiserver_restart(kubeconfig: Path, crd: str, tmp_path: Path) -> None:
-    """kube-apiserver stopped for 20 s and started again: the targets hold, the
-    recorder noticed its own watches break, and a task created right after the API
-    server came back became Ready (the blind window is measured, not bounded)."""
-    result = chaos("apiserver-restart", kubeconfig, tmp_path)
-    assert result["faults"] == 1
+def test_control_plane_faults(kubeconfig: Path, crd: str) -> None:
+    """On one set-up, one after another: kube-apiserver stopped for 20 s; etcd
+    stopped for 20 s; kube-controller-manager down for 75 s. The targets hold after
+    each; the recorder noticed its own watches break; a task created right after
+    each restart became Ready (the blind window is measured, README D2); and
+    kube-controller-manager's outage missed slots that were all flagged.
+    (operator-freeze is not here: it misses its targets, README "Reliability".)"""
+    result = chaos(["apiserver-restart", "etcd-restart", "controller-manager-down"], kubeconfig)
+    assert faults(result) == ["apiserver-1", "etcd-1", "kcm-down-1"]
     assert result["recorder_gaps"] > 0
-    (probe,) = result["blind_windows"]  # type: ignore[misc]
-    assert probe["ready_seconds"] is not None
+    probes = result["blind_windows"]
+    assert [p["ready_seconds"] is not None for p in probes] == [True] * 2  # type: ignore[index]
+    assert result["slots_missed"] > 0
