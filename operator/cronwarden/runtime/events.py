@@ -2,14 +2,23 @@
 from a bounded queue: when the API server is slow and runs keep finishing, the
 oldest Events are dropped (and counted in cronwarden_events_dropped_total) rather
 than memory growing without bound. An Event is best effort; status and metrics
-carry the truth."""
+carry the truth.
+
+What waits is small and O(series), not O(runs): an Event keeps only the reference
+of its object (apiVersion, kind, name, namespace, uid), not the task's body, and an
+Event of a series that is already waiting (the same object, type and reason, and
+message when `distinct`) joins it: the latest message, and the count of both, is
+posted once, as client-go's recorder aggregates. So a poster that falls behind 300
+per-minute tasks holds one RunSucceeded per task, whatever the backlog, where it
+used to hold every run's Event with a whole task body each (the growth `make soak`
+found, README: the cache stays true)."""
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from cronwarden.core.conditions import Event
 from cronwarden.runtime.cache import Body
@@ -19,7 +28,36 @@ log = logging.getLogger(__name__)
 # Events waiting to be posted at most (a burst of 10,000 runs fits).
 MAX_PENDING = 10_000
 
-Post = Callable[[Body, str, str, str, bool], None]  # (object, type, reason, message, distinct)
+# (object, type, reason, message, distinct, times): `times` Events of one series at once.
+Post = Callable[[Body, str, str, str, bool, int], None]
+# (namespace, uid or name, type, reason, message if distinct)
+Series = tuple[str, str, str, str, str]
+
+
+def reference(obj: Body) -> Body:
+    """What posting an Event reads of its object: the involvedObject's fields."""
+    meta = obj.get("metadata") or {}
+    ref: Body = {k: obj[k] for k in ("apiVersion", "kind") if k in obj}
+    ref["metadata"] = {k: meta[k] for k in ("name", "namespace", "uid") if k in meta}
+    return ref
+
+
+def series(ref: Body, event: Event) -> Series:
+    meta = ref["metadata"]
+    return (
+        str(meta.get("namespace") or ""),
+        str(meta.get("uid") or meta.get("name") or ""),
+        event.type,
+        event.reason,
+        event.message if event.distinct else "",
+    )
+
+
+@dataclass(slots=True)
+class Pending:
+    obj: Body  # reference(object)
+    event: Event  # the latest of its series
+    times: int = 1
 
 
 class EventQueue:
@@ -33,7 +71,7 @@ class EventQueue:
         self._post = post
         self._active = active
         self._on_drop = on_drop
-        self._pending: deque[tuple[Body, Event]] = deque()
+        self._pending: dict[Series, Pending] = {}  # oldest first
         self._limit = limit
         self._cond = threading.Condition()
         self._closed = False
@@ -41,11 +79,19 @@ class EventQueue:
         self._thread.start()
 
     def submit(self, events: list[tuple[Body, Event]]) -> None:
+        dropped = 0
         with self._cond:
-            self._pending.extend(events)
-            dropped = len(self._pending) - self._limit
-            for _ in range(max(dropped, 0)):
-                self._pending.popleft()
+            for obj, event in events:
+                ref = reference(obj)
+                key = series(ref, event)
+                held = self._pending.get(key)
+                if held is None:
+                    self._pending[key] = Pending(ref, event)
+                else:
+                    held.event = event
+                    held.times += 1
+            while len(self._pending) > self._limit:
+                dropped += self._pending.pop(next(iter(self._pending))).times
             self._cond.notify()
         if dropped > 0:
             self._on_drop(dropped)
@@ -68,9 +114,17 @@ class EventQueue:
                     self._cond.wait()
                 if self._closed:
                     return
-                obj, event = self._pending.popleft()
+                held = self._pending.pop(next(iter(self._pending)))
+            event = held.event
             if self._active():
                 try:
-                    self._post(obj, event.type, event.reason, event.message, event.distinct)
+                    self._post(
+                        held.obj,
+                        event.type,
+                        event.reason,
+                        event.message,
+                        event.distinct,
+                        held.times,
+                    )
                 except Exception:  # never let one Event stop the others
                     log.exception("posting Event %s failed", event.reason)

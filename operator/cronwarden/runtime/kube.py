@@ -280,7 +280,13 @@ class Kube:
     # Events
 
     def post_event(
-        self, obj: dict[str, Any], type_: str, reason: str, message: str, distinct: bool = False
+        self,
+        obj: dict[str, Any],
+        type_: str,
+        reason: str,
+        message: str,
+        distinct: bool = False,
+        times: int = 1,
     ) -> None:
         """Record a core/v1 Event on `obj`, as `kubectl describe` shows them.
 
@@ -288,8 +294,9 @@ class Kube:
         (object, type, reason), with a fixed name, whose `count`, `lastTimestamp` and
         message are updated; so a task that runs every minute keeps one RunSucceeded
         object, not one per run. A `distinct` Event is aggregated per (object, type,
-        reason, message): each text its own object. An Event is best effort: it never
-        fails a reconcile."""
+        reason, message): each text its own object. `times` Events of the series are
+        recorded at once (the Events queue joins those that wait together). An Event is
+        best effort: it never fails a reconcile."""
         meta = obj["metadata"]
         ns = meta["namespace"]
         series = f"{meta.get('uid')}/{type_}/{reason}" + (f"/{message}" if distinct else "")
@@ -297,13 +304,13 @@ class Kube:
         name = f"{meta['name']}.{digest[:16]}"
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         path = f"{EVENTS.format(ns=ns)}/{name}"
-        event = self._event(obj, name, type_, reason, message, now)
+        event = self._event(obj, name, type_, reason, message, now, times)
         try:
             count = self._event_counts.get((ns, name))
             if count is None:
                 try:
                     self.api.create(EVENTS.format(ns=ns), event)
-                    self._set_count((ns, name), 1)
+                    self._set_count((ns, name), times)
                     return
                 except ApiError as err:
                     if err.status != 409:
@@ -311,26 +318,33 @@ class Kube:
                     existing = self.api.get(path)  # posted before a restart: continue its count
                     count = int((existing or {}).get("count") or 1)
             patch = {
-                "count": count + 1,
+                "count": count + times,
                 "lastTimestamp": now,
                 "message": message[:1024],
                 "reportingInstance": self.instance,
             }
             try:
                 self.api.merge_patch(path, patch)
-                self._set_count((ns, name), count + 1)
+                self._set_count((ns, name), count + times)
             except ApiError as err:
                 if err.status != 404:
                     raise
                 # It expired (Events live about an hour): start a new one.
                 self._set_count((ns, name), None)
                 self.api.create(EVENTS.format(ns=ns), event)
-                self._set_count((ns, name), 1)
+                self._set_count((ns, name), times)
         except ApiError as err:
             log.warning("could not post event %s on %s/%s: %s", reason, ns, meta["name"], err)
 
     def _event(
-        self, obj: dict[str, Any], name: str, type_: str, reason: str, message: str, now: str
+        self,
+        obj: dict[str, Any],
+        name: str,
+        type_: str,
+        reason: str,
+        message: str,
+        now: str,
+        times: int = 1,
     ) -> dict[str, Any]:
         meta = obj["metadata"]
         return {
@@ -352,7 +366,7 @@ class Kube:
             "reportingInstance": self.instance,
             "firstTimestamp": now,
             "lastTimestamp": now,
-            "count": 1,
+            "count": times,
         }
 
     def _set_count(self, key: tuple[str, str], count: int | None) -> None:
