@@ -33,7 +33,8 @@ from __future__ import annotations
 
 import bisect
 import json
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,8 +48,13 @@ LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 # Departed Jobs kept per CronJob at most, a safety bound: the active replica drops
 # them as soon as the task's status covers them.
 MAX_DEPARTED = 50
-# Deletion markers remembered, oldest dropped first.
+# Deletion markers remembered, oldest dropped first, and for this long at most: long
+# enough for what was read before a deletion to arrive after it (a watch event in
+# flight, an audit page). An object revived by something older still is removed by
+# the next audit. Without the time bound, 300 per-minute tasks kept 18,000 markers an
+# hour (about 3 MB) until the count bound, which `make soak` showed as a slope.
 MAX_TOMBSTONES = 20_000
+TOMBSTONE_SECONDS = 300.0
 # The resources the cache holds, as the audit names them.
 TASKS, CRONJOBS, JOBS = "scheduledtasks", "cronjobs", "jobs"
 
@@ -181,7 +187,8 @@ class Listing:
 
 
 class Cache:
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
         self.tasks: dict[Key, Packed] = {}
         # Per namespace, its tasks as (creationTimestamp, name), oldest first.
         self._order: dict[str, list[tuple[str, str]]] = {}
@@ -189,8 +196,9 @@ class Cache:
         self._cronjob_keys: dict[str, Key] = {}  # CronJob uid -> its key
         self._jobs: dict[str, dict[str, Body]] = {}  # CronJob uid -> Job name -> body
         self._departed: dict[str, dict[str, Body]] = {}  # the same, for deleted finished Jobs
-        # uid -> resourceVersion of its deletion (-1 when opaque), oldest first.
-        self._tombstones: dict[str, int] = {}
+        # uid -> (resourceVersion of its deletion, -1 when opaque; when it was buried),
+        # oldest first.
+        self._tombstones: dict[str, tuple[int, float]] = {}
 
     # Deletion markers
 
@@ -198,18 +206,21 @@ class Cache:
         uid = uid_of(body)
         if not uid:
             return
+        now = self._clock()
         self._tombstones.pop(uid, None)
-        self._tombstones[uid] = at if at is not None else (version(body) or -1)
-        if len(self._tombstones) > MAX_TOMBSTONES:
-            del self._tombstones[next(iter(self._tombstones))]
+        self._tombstones[uid] = (at if at is not None else (version(body) or -1), now)
+        tombstones, horizon = self._tombstones, now - TOMBSTONE_SECONDS
+        while len(tombstones) > MAX_TOMBSTONES or tombstones[next(iter(tombstones))][1] < horizon:
+            del tombstones[next(iter(tombstones))]
 
     def _buried(self, body: Body) -> bool:
         """Whether `body` is older than the deletion of its uid. A newer one revives it:
         the marker is dropped."""
         uid = uid_of(body)
-        deleted_at = self._tombstones.get(uid) if uid else None
-        if deleted_at is None:
+        marker = self._tombstones.get(uid) if uid else None
+        if marker is None:
             return False
+        deleted_at = marker[0]
         v = version(body)
         if v is not None and deleted_at >= 0 and v > deleted_at:
             del self._tombstones[uid]

@@ -328,3 +328,23 @@ def test_departed_jobs_are_stored_cut_to_what_recording_reads() -> None:
         "batch.kubernetes.io/cronjob-scheduled-timestamp": "2026-11-27T10:00:00Z"
     }
     assert len(json.dumps(stored)) < 600
+
+
+def test_deletion_markers_are_kept_for_their_time_not_for_an_hour() -> None:
+    """A Job deleted every 2 s (300 per-minute tasks) for ten minutes: only the markers
+    of the last TOMBSTONE_SECONDS stay, and a recent one still hides an older answer."""
+    from cronwarden.runtime.cache import TOMBSTONE_SECONDS
+
+    now = [0.0]
+    cache = Cache(clock=lambda: now[0])
+    cache.cronjob_event(None, cronjob())
+    for i in range(300):
+        now[0] = i * 2.0
+        body = job(f"run-{i}", **DONE)
+        body["metadata"] |= {"uid": f"job-{i}", "resourceVersion": str(100 + i)}
+        cache.job_event(None, body)
+        cache.job_event("DELETED", body)
+    assert cache.counts()["tombstones"] == TOMBSTONE_SECONDS / 2 + 1
+    stale = job("run-299", **DONE)
+    stale["metadata"] |= {"uid": "job-299", "resourceVersion": "398"}  # before its deletion
+    assert cache.job_event(None, stale) is False
