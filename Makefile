@@ -190,13 +190,15 @@ bench: install tools ## Benchmark N tasks: convergence vs plain CronJobs, RSS, C
 bench-monitor: install tools ## Benchmark monitor mode: 500 monitored CronJobs, requests at rest and reconcile lag.
 	$(PY) hack/monitorbench.py $(BENCH_ARGS)
 
-# Soak size and length (`make soak SOAK_TASKS=300 SOAK_MINUTES=30`).
+# Soak size and length (`make soak SOAK_TASKS=300 SOAK_MINUTES=30`); SOAK_ARGS adds
+# options, e.g. SOAK_ARGS=--tracemalloc to find what grows (hack/soak.py --help).
 SOAK_TASKS ?= 300
 SOAK_MINUTES ?= 30
+SOAK_ARGS ?=
 
 .PHONY: soak
 soak: install tools ## Run SOAK_TASKS per-minute tasks for SOAK_MINUTES and report the operator's RSS slope.
-	$(PY) hack/soak.py --tasks $(SOAK_TASKS) --minutes $(SOAK_MINUTES)
+	$(PY) hack/soak.py --tasks $(SOAK_TASKS) --minutes $(SOAK_MINUTES) $(SOAK_ARGS)
 
 # Chaos options (`make chaos CHAOS_ARGS="--small --scenario operator-kill"`; hack/chaos.py --help).
 CHAOS_ARGS ?=

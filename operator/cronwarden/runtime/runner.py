@@ -7,10 +7,13 @@ import os
 
 import kopf
 
+from cronwarden.runtime import allocator, memtrace
 from cronwarden.settings import Settings
 
 
 def run(settings: Settings) -> int:
+    allocator.configure()  # freed response buffers go back to the system (allocator.py)
+    memtrace.install()  # only with CRONWARDEN_TRACEMALLOC=DIR (make soak --tracemalloc)
     if settings.kubeconfig:
         # kopf logs in through the kubernetes client, which reads KUBECONFIG.
         os.environ["KUBECONFIG"] = settings.kubeconfig
