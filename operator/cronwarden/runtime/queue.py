@@ -7,11 +7,17 @@ Two lanes: keys added because something happened (a watch event, a time-driven
 wake-up, a retry) go before keys added by the periodic resync, so a resync of
 10,000 tasks never delays the status of a run that just finished. A background
 key that becomes urgent moves to the front lane.
+
+A key whose write the API server refused with a Retry-After (429 Too Many
+Requests) is not handed out again before that time, even when an event makes it
+due: the event is kept for then. (Events do bring a key back before its own
+exponential backoff: they are news; Retry-After is the server's request.)
 Everything runs on the operator's event loop."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 
 # (namespace, name) of a ScheduledTask.
@@ -32,8 +38,18 @@ class WorkQueue:
         self._again: set[TaskKey] = set()
         self._timers: dict[TaskKey, asyncio.TimerHandle] = {}
         self._failures: dict[TaskKey, int] = {}
+        self._not_before: dict[TaskKey, float] = {}  # key -> monotonic time (Retry-After)
 
     def add(self, key: TaskKey, *, background: bool = False) -> None:
+        if self._not_before:
+            wait = self._not_before.get(key, 0.0) - time.monotonic()
+            if wait > 0:
+                # The server asked to wait: add it then (sooner than its backoff).
+                timer = self._timers.get(key)
+                if timer is None or timer.when() > asyncio.get_running_loop().time() + wait:
+                    self.add_after(key, wait)
+                return
+            self._not_before.pop(key, None)
         if key in self._active:
             self._again.add(key)
             return
@@ -57,18 +73,22 @@ class WorkQueue:
         failures = self._failures[key] = self._failures.get(key, 0) + 1
         delay: float = min(BACKOFF_BASE * 2.0 ** (failures - 1), BACKOFF_MAX)
         delay = max(delay, retry_after or 0.0)
+        if retry_after:
+            self._not_before[key] = time.monotonic() + retry_after
         self.add_after(key, delay)
         return delay
 
     def succeeded(self, key: TaskKey) -> None:
         """The key was reconciled: its backoff starts over."""
         self._failures.pop(key, None)
+        self._not_before.pop(key, None)
 
     def forget(self, key: TaskKey) -> None:
         timer = self._timers.pop(key, None)
         if timer is not None:
             timer.cancel()
         self._failures.pop(key, None)
+        self._not_before.pop(key, None)
 
     def cancel_timers(self) -> None:
         """Drop every pending wake-up and retry (the replica stops being active)."""
@@ -76,6 +96,7 @@ class WorkQueue:
             timer.cancel()
         self._timers.clear()
         self._failures.clear()
+        self._not_before.clear()
 
     def _fire(self, key: TaskKey) -> None:
         self._timers.pop(key, None)

@@ -82,3 +82,32 @@ def test_events_go_before_the_resync() -> None:
         ("ns", "resync-0"),
         ("ns", "resync-1"),
     ]
+
+
+def test_an_event_does_not_bring_a_key_back_before_the_servers_retry_after() -> None:
+    """A write refused with 429 and Retry-After: a watch event for the task meanwhile
+    (its Job finishing, say) makes it due again, past the backoff, but not before the
+    server's Retry-After. It came back at once, and the refused request with it."""
+
+    async def scenario() -> tuple[tuple[str, str], float, tuple[str, str]]:
+        queue = WorkQueue()
+        key = ("ns", "a")
+        for _ in range(3):
+            queue.retry(key)  # backoff now 4 s, then 8 s
+        queue.retry(key, retry_after=0.5)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        queue.add(key)
+        got = await asyncio.wait_for(queue.get(), timeout=5)
+        waited = loop.time() - start
+        queue.done(key)
+        queue.succeeded(key)
+        queue.add(key)  # once it went through, nothing holds it back
+        again = await asyncio.wait_for(queue.get(), timeout=0.1)
+        queue.cancel_timers()
+        return got, waited, again
+
+    got, waited, again = asyncio.run(scenario())
+    assert got == ("ns", "a")
+    assert again == ("ns", "a")
+    assert 0.49 <= waited < 4.0, "after Retry-After, before the 8 s backoff"
