@@ -26,6 +26,10 @@ TaskKey = tuple[str, str]
 # Backoff of a failing key: 1 s, 2 s, 4 s ... up to 5 minutes.
 BACKOFF_BASE = 1.0
 BACKOFF_MAX = 300.0
+# ... but at most this long after a refusal with Retry-After (429: the server is
+# throttling, and says when to come back), so that a task is reconciled within about
+# 10 s of the end of a squeeze however long it lasted. APF refuses without work.
+THROTTLED_BACKOFF_MAX = 10.0
 
 
 class WorkQueue:
@@ -68,10 +72,13 @@ class WorkQueue:
         self._timers[key] = asyncio.get_running_loop().call_later(delay, self._fire, key)
 
     def retry(self, key: TaskKey, retry_after: float | None = None) -> float:
-        """Add `key` again after its backoff (or the server's Retry-After, if longer);
-        returns the delay."""
+        """Add `key` again after its backoff (capped at THROTTLED_BACKOFF_MAX when the
+        server sent a Retry-After), or the server's Retry-After if longer; returns the
+        delay."""
         failures = self._failures[key] = self._failures.get(key, 0) + 1
         delay: float = min(BACKOFF_BASE * 2.0 ** (failures - 1), BACKOFF_MAX)
+        if retry_after is not None:
+            delay = min(delay, THROTTLED_BACKOFF_MAX)
         delay = max(delay, retry_after or 0.0)
         if retry_after:
             self._not_before[key] = time.monotonic() + retry_after

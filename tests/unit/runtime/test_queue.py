@@ -111,3 +111,21 @@ def test_an_event_does_not_bring_a_key_back_before_the_servers_retry_after() -> 
     assert got == ("ns", "a")
     assert again == ("ns", "a")
     assert 0.49 <= waited < 4.0, "after Retry-After, before the 8 s backoff"
+
+
+def test_a_throttled_key_backs_off_to_ten_seconds_at_most() -> None:
+    """Refusals with Retry-After (429: the server is throttling, not failing) back off
+    exponentially, but to 10 s at most: after a long squeeze every task is reconciled
+    within about 10 s of its end. It grew to 32 s after a 60 s squeeze, 5 min at most."""
+
+    async def scenario() -> tuple[list[float], float]:
+        queue = WorkQueue()
+        throttled = [queue.retry(("ns", "a"), retry_after=1.0) for _ in range(12)]
+        failing = [queue.retry(("ns", "b")) for _ in range(12)]
+        queue.cancel_timers()
+        return throttled, failing[-1]
+
+    throttled, failing = asyncio.run(scenario())
+    assert throttled[:4] == [1.0, 2.0, 4.0, 8.0]
+    assert max(throttled) == 10.0
+    assert failing > 10.0, "other failures keep their backoff"
