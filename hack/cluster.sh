@@ -13,6 +13,10 @@
 #                       runc); the API server then listens on every address of the
 #                       host, since the kubernetes Service's endpoint (the host's
 #                       address) must reach it from pods. `down` removes the node.
+#        CLUSTER_FEATURE_GATES  Kubernetes feature gates of every component (default
+#                       ShardedListAndWatch=true: the alpha server-side shard selector on
+#                       list and watch, KEP-5866, which `cronwarden run --shards` uses;
+#                       it changes nothing for a request without a shardSelector)
 #        STOP_GRACE_SECONDS  stop-component and down send SIGTERM, then SIGKILL after
 #                       this long (default 10), as the kubelet does after a grace period
 #
@@ -44,6 +48,7 @@ state=${STATE_DIR:-$root/.state}
 name=${CLUSTER_NAME:-cronwarden}
 nodes=${CLUSTER_NODES:-2}
 real_node=${REAL_NODE:-0}
+feature_gates=${CLUSTER_FEATURE_GATES-ShardedListAndWatch=true}
 bin=$state/bin
 kubeconfig=$state/kubeconfig
 export KWOK_WORKDIR=$state/kwok
@@ -189,6 +194,7 @@ EOF
     --config "$config" \
     --kube-authorization=true \
     --kube-admission=true \
+    ${feature_gates:+--kube-feature-gates "$feature_gates"} \
     --kube-apiserver-binary "$bin/kube-apiserver" \
     --kube-controller-manager-binary "$bin/kube-controller-manager" \
     --kube-scheduler-binary "$bin/kube-scheduler" \

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cronwarden import __version__, settings
+from cronwarden.core.sharding import MAX_SHARDS
 
 ENV_PREFIX = "CRONWARDEN_"
 
@@ -148,6 +149,26 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help=f"name of the Lease (env {ENV_PREFIX}LEADER_ELECTION_ID)",
     )
+    run.add_argument(
+        "--shards",
+        type=int,
+        default=env_int("SHARDS", settings.DEFAULT_SHARDS),
+        metavar="N",
+        help="split the tasks into N shards by the hash of their namespace; each replica "
+        "takes one free shard (a Lease named after --leader-election-id, '-shard-<i>'), "
+        "reconciles, writes and exports only that shard's tasks and watches only its "
+        "objects; a replica with no free shard stands by and takes the shard of one whose "
+        "Lease expires. Run N+1 replicas for a standby. 1: no sharding "
+        f"(env {ENV_PREFIX}SHARDS; docs/sharding.md)",
+    )
+    run.add_argument(
+        "--shard-filter",
+        choices=settings.SHARD_FILTERS,
+        default=env("SHARD_FILTER", "auto"),
+        help="auto: the API server selects a shard's objects where its ShardedListAndWatch "
+        "feature gate is on, else the operator filters them; client: always the operator "
+        f"(env {ENV_PREFIX}SHARD_FILTER)",
+    )
 
     run.add_argument(
         "--exclude-namespace",
@@ -203,6 +224,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error("run: --audit-seconds must be at least 1")
         if args.max_tasks_per_namespace < 0:
             parser.error("run: --max-tasks-per-namespace must be 0 (no limit) or more")
+        if not 1 <= args.shards <= MAX_SHARDS:
+            parser.error(f"run: --shards must be between 1 and {MAX_SHARDS}, not {args.shards}")
+        if args.shard_filter not in settings.SHARD_FILTERS:
+            parser.error(
+                f"run: --shard-filter must be one of {', '.join(settings.SHARD_FILTERS)}, "
+                f"not {args.shard_filter!r}"
+            )
         excluded = args.excluded_namespaces
         if excluded is None:
             from_env = env("EXCLUDED_NAMESPACES")
@@ -227,12 +255,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 workers=args.workers,
                 resync_seconds=args.resync_seconds,
                 audit_seconds=args.audit_seconds,
-                leader_election=args.leader_election,
+                # A shard is taken by its Lease: sharding implies leader election.
+                leader_election=args.leader_election or args.shards > 1,
                 leader_election_namespace=args.leader_election_namespace,
                 leader_election_id=args.leader_election_id,
                 identity=identity(settings.pod_name()),
                 excluded_namespaces=excluded,
                 max_tasks_per_namespace=args.max_tasks_per_namespace,
+                shards=args.shards,
+                shard_filter=args.shard_filter,
             )
         )
     return 2

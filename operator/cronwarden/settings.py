@@ -11,6 +11,9 @@ import fnmatch
 import os
 import socket
 from dataclasses import dataclass, field
+from functools import lru_cache
+
+from cronwarden.core import sharding
 
 DEFAULT_WORKERS = 8
 DEFAULT_RESYNC_SECONDS = 300
@@ -30,6 +33,11 @@ API_RETRY_BACKOFFS = (0.5, 1.0, 2.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0)
 API_RETRY_JITTER = 0.2
 # 0: no limit on ScheduledTasks per namespace (the chart sets one).
 DEFAULT_MAX_TASKS_PER_NAMESPACE = 0
+# One shard: one active replica for every task (docs/sharding.md).
+DEFAULT_SHARDS = 1
+# How a shard's objects are selected: "auto" asks the API server for a shard selector
+# where it has the ShardedListAndWatch gate on, "client" always filters locally.
+SHARD_FILTERS = ("auto", "client")
 
 
 def default_lease_namespace() -> str:
@@ -66,6 +74,22 @@ class Settings:
     identity: str = field(default_factory=pod_name)
     excluded_namespaces: list[str] = field(default_factory=default_excluded_namespaces)
     max_tasks_per_namespace: int = DEFAULT_MAX_TASKS_PER_NAMESPACE
+    shards: int = DEFAULT_SHARDS
+    shard_filter: str = "auto"
+    # The shard this replica holds (runtime/shards.py sets it once it holds the Lease);
+    # None with one shard.
+    shard: int | None = None
+
+    @property
+    def sharded(self) -> bool:
+        return self.shards > 1
+
+    @property
+    def lease_name(self) -> str:
+        """The Lease this replica's term is held by: one per shard when sharded."""
+        if self.sharded and self.shard is not None:
+            return sharding.lease_name(self.leader_election_id, self.shard)
+        return self.leader_election_id
 
     @property
     def globs(self) -> bool:
@@ -78,7 +102,10 @@ class Settings:
         return self.all_namespaces or self.globs
 
     def watches(self, namespace: str) -> bool:
-        """Whether objects in `namespace` are the operator's to look at."""
+        """Whether objects in `namespace` are the operator's to look at: a namespace it
+        follows, and when sharded, one that hashes into this replica's shard."""
+        if self.shard is not None and _shard_of(namespace, self.shards) != self.shard:
+            return False
         if self.all_namespaces:
             return True
         if not self.globs:
@@ -90,5 +117,18 @@ class Settings:
         )
 
     def scopes(self) -> list[str | None]:
-        """What a full listing covers: each watched namespace, or all of them (None)."""
-        return [None] if self.clusterwide else list(dict.fromkeys(self.namespaces))
+        """What a full listing and the watches cover: each watched namespace (of this
+        shard), or all of them (None)."""
+        return [None] if self.clusterwide else list(self.namespaces_watched())
+
+    def namespaces_watched(self) -> list[str]:
+        """The namespaces named (no patterns) that this replica watches: when sharded, its
+        shard's only (at least one: kopf given none would watch the whole cluster;
+        whatever it sees there is filtered out)."""
+        names = list(dict.fromkeys(self.namespaces))
+        return [n for n in names if self.watches(n)] or names[:1]
+
+
+@lru_cache(maxsize=65536)
+def _shard_of(namespace: str, shards: int) -> int:
+    return sharding.shard_of(namespace, shards)

@@ -257,6 +257,12 @@ def test_schema_rejects_unknown_and_mistyped_values(value: str, message: str) ->
     ("sets", "message"),
     [
         (("replicaCount=2",), "replicaCount > 1 needs highAvailability.enabled=true"),
+        (("shards=2",), "shards > 1 needs highAvailability.enabled=true"),
+        (
+            (*HA, "shards=3"),
+            "replicaCount=2 is fewer than shards=3: a shard would have no replica to hold it; "
+            "run replicaCount=4 (shards + 1 keeps a standby)",
+        ),
         (("watch.allNamespaces=false",), "needs at least one namespace in watch.namespaces"),
         (("watch.namespaces={a}",), "watch.namespaces is only used with watch.allNamespaces=false"),
         (
@@ -1131,6 +1137,22 @@ def test_lease_name_is_configurable_and_shared_by_the_args_and_the_role() -> Non
     ]
 
 
+def test_shards_take_a_lease_each_and_only_those() -> None:
+    manifest = render("highAvailability.enabled=true", "replicaCount=3", "shards=2")
+    args = container(manifest)["args"]
+    assert [a for a in args if a.startswith("--leader-election")] == LEADER_ELECTION_ARGS
+    assert "--shards=2" in args
+    assert rules_of(lease_role(manifest)) == {
+        ("coordination.k8s.io", "leases", ""): ["create"],
+        ("coordination.k8s.io", "leases", "cw-cronwarden-shard-0,cw-cronwarden-shard-1"): [
+            "get",
+            "update",
+        ],
+    }
+    # One shard: no --shards, the one Lease.
+    assert not any(a.startswith("--shards") for a in container(render(*HA))["args"])
+
+
 def test_release_namespace_may_also_be_watched_without_a_name_clash() -> None:
     manifest = render("watch.allNamespaces=false", "watch.namespaces={ops,team-b}", *HA)
     names = [(d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"]) for d in manifest]
@@ -1194,7 +1216,8 @@ def operator_selectors(job: str) -> list[str]:
     return [
         f"up{{job={job}}} == 0",
         f"absent(up{{job={job}}})",
-        f"(sum by (namespace, job) (cronwarden_operator_active{{job={job}}}) == 0)\n"
+        "(max by (namespace, job, shard) "
+        f"(cronwarden_operator_shard_active{{job={job}}}) == 0)\n"
         "  and on (namespace, job)\n"
         f"(max by (namespace, job) (up{{job={job}}}) == 1)\n",
         f"max by (namespace, job) (changes(process_start_time_seconds{{job={job}}}[15m])) >= 2\n",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
@@ -43,8 +44,16 @@ CONFLICT_RETRY = 0.2
 
 
 class Engine:
-    def __init__(self, settings: Settings, kube: Kube, metrics: TaskMetrics) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        kube: Kube,
+        metrics: TaskMetrics,
+        on_term_end: Callable[[], None] | None = None,
+    ) -> None:
         self.settings = settings
+        # Called once this replica stopped leading (a shard's holder then exits).
+        self.on_term_end = on_term_end
         self.cache = Cache()
         self.queue = WorkQueue()
         self.metrics = metrics
@@ -54,11 +63,11 @@ class Engine:
                 kube,
                 LeaseConfig(
                     settings.leader_election_namespace,
-                    settings.leader_election_id,
+                    settings.lease_name,
                     settings.identity,
                 ),
                 self.start_workers,
-                self.stop_workers,
+                self.end_term,
             )
         self.controller = Controller(
             kube,
@@ -117,6 +126,11 @@ class Engine:
         log.info(
             "active: auditing the cache, then reconciling with %d worker(s)", self.settings.workers
         )
+
+    async def end_term(self) -> None:
+        await self.stop_workers()
+        if self.on_term_end is not None:
+            self.on_term_end()
 
     async def stop_workers(self) -> None:
         """Stop at once: no more reconciles, wake-ups or task metrics from this replica."""

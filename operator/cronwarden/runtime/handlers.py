@@ -11,6 +11,7 @@ computes.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from collections.abc import Iterator
@@ -19,7 +20,8 @@ from typing import Any
 import kopf
 
 from cronwarden.api import models
-from cronwarden.core.builder import MANAGED_BY, MANAGED_BY_LABEL, TASK_LABEL
+from cronwarden.core.builder import FIELD_MANAGER, MANAGED_BY, MANAGED_BY_LABEL, TASK_LABEL
+from cronwarden.runtime import shards
 from cronwarden.runtime.engine import Engine
 from cronwarden.runtime.kube import Kube, in_cluster, load_api_client
 from cronwarden.runtime.metrics import TaskMetrics, serve
@@ -92,15 +94,26 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.label_selectors["batch", "jobs"] = managed
     # Only the Job controller's refusals of pods (runtime/refusals.py).
     settings.watching.field_selectors["v1", "events"] = FIELD_SELECTOR
-    metrics = TaskMetrics()
+    metrics: TaskMetrics | None = getattr(memo, "metrics", None)  # a shard's (runner.py)
+    if metrics is None:
+        metrics = TaskMetrics()
+        if config.metrics_port:
+            serve(metrics, config.bind_address, config.metrics_port)
     if config.metrics_port:
-        serve(metrics, config.bind_address, config.metrics_port)
         log.info("serving metrics on %s:%s/metrics", config.bind_address, config.metrics_port)
     kube = Kube(
         load_api_client(config.kubeconfig, connections=config.workers + 2),
         on_request=metrics.count_request,
+        status_manager=FIELD_MANAGER if config.shard is None else config.lease_name,
     )
-    memo.engine = Engine(config, kube, metrics)
+    on_term_end = None
+    if config.shard is not None:
+        chosen = await asyncio.to_thread(shards.selectors, config, kube)
+        for (group, plural), selector in chosen.items():
+            settings.watching.shard_selectors[group, plural] = selector
+        kube.shard_selectors = shards.list_paths(chosen)
+        on_term_end = memo.stop_flag.set  # its watches are this shard's: start again
+    memo.engine = Engine(config, kube, metrics, on_term_end)
     await memo.engine.start()
 
 

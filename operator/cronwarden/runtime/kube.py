@@ -27,7 +27,7 @@ from kubernetes import client, config
 from cronwarden import __version__
 from cronwarden.api import models
 from cronwarden.core.builder import FIELD_MANAGER
-from cronwarden.wire import Answer, Api, ApiError, decode, error_of, unreachable
+from cronwarden.wire import MERGE_PATCH, Answer, Api, ApiError, decode, error_of, unreachable
 
 __all__ = ["ApiError", "Kube", "load_api_client"]
 
@@ -153,7 +153,11 @@ def resource_of(path: str) -> str:
 
 class Kube:
     def __init__(
-        self, api: client.ApiClient, timeout: float = 30.0, on_request: RequestHook | None = None
+        self,
+        api: client.ApiClient,
+        timeout: float = 30.0,
+        on_request: RequestHook | None = None,
+        status_manager: str = FIELD_MANAGER,
     ) -> None:
         hook = None
         if on_request is not None:
@@ -169,6 +173,11 @@ class Kube:
             field_manager=FIELD_MANAGER,
             on_request=hook,
         )
+        # The field manager of status writes: one per shard when sharded, so that a
+        # task's managedFields name the shard that wrote its status.
+        self.status_manager = status_manager
+        # Path template -> the server-side shardSelector its lists carry (runtime/shards.py).
+        self.shard_selectors: dict[str, str] = {}
         self.instance = os.environ.get("POD_NAME") or socket.gethostname()
         # Aggregated Events: (namespace, event name) -> count posted so far. Posted from
         # the Events thread, forgotten from the event loop: the lock keeps them apart.
@@ -183,7 +192,13 @@ class Kube:
         """Replace status fields through the status subresource; a 409 means the task
         changed since it was read (the caller reads it again)."""
         body = {"metadata": {"resourceVersion": resource_version}, "status": status}
-        return self.api.merge_patch(f"{TASKS.format(ns=namespace)}/{quote(name)}/status", body)
+        return self.api.exchange(
+            "PATCH",
+            f"{TASKS.format(ns=namespace)}/{quote(name)}/status",
+            body=body,
+            query={"fieldManager": self.status_manager},
+            content_type=MERGE_PATCH,
+        )[0]
 
     # CronJobs and Jobs
 
@@ -229,7 +244,9 @@ class Kube:
         objects from etcd. resourceVersion=0 would be served from the cache too, but
         ignores `limit`: one answer with every object, which at 10,000 tasks is tens
         of megabytes to parse at once."""
-        query = {"labelSelector": selector} if selector else None
+        query = {"labelSelector": selector} if selector else {}
+        if shard := self.shard_selectors.get(template):
+            query["shardSelector"] = shard
         page = self.api.list_page(collection(template, namespace), query, token)
         return page.items, page.resource_version, page.next
 
@@ -261,6 +278,17 @@ class Kube:
             got = list(response.headers.items())
             raise error_of(Answer(response.status, response.reason or "", got, data), decode(data))
         return Watch(response)
+
+    def selects_shards(self, template: str, namespace: str | None, shard_selector: str) -> bool:
+        """Whether the API server applies `shard_selector` to lists of `template`: a list
+        filtered by it says so in metadata.shardInfo (ShardedListAndWatch, alpha in 1.36);
+        an API server without the gate ignores the parameter."""
+        page, _ = self.api.exchange(
+            "GET",
+            collection(template, namespace),
+            query={"limit": "1", "shardSelector": shard_selector},
+        )
+        return bool((page.get("metadata") or {}).get("shardInfo"))
 
     # Leases (leader election)
 

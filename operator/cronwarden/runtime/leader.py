@@ -71,7 +71,7 @@ class LeaderElector:
             while True:
                 started = time.monotonic()
                 try:
-                    holder = await asyncio.to_thread(self._try_acquire_or_renew)
+                    holder = await asyncio.to_thread(self.try_acquire_or_renew)
                 except ApiError as err:
                     log.warning("leader election: lease %s: %s", self._where(), err)
                     holder = None
@@ -103,7 +103,7 @@ class LeaderElector:
     def _where(self) -> str:
         return f"{self.config.namespace}/{self.config.name}"
 
-    def _try_acquire_or_renew(self) -> str | None:
+    def try_acquire_or_renew(self) -> str | None:
         """One round: returns the holder afterwards (this replica's identity when it holds
         the Lease), or None when that is unknown (a lost race)."""
         cfg = self.config

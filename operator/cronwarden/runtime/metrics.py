@@ -290,7 +290,9 @@ HEADERS = [f"# HELP {PREFIX}{f.name} {f.doc}\n# TYPE {PREFIX}{f.name} {f.kind}\n
 
 
 class TaskMetrics:
-    def __init__(self) -> None:
+    def __init__(self, shards: int = 1) -> None:
+        self.shards = shards
+        self.shard = 0  # the shard this replica holds while active
         self.registry = CollectorRegistry()
         # process_start_time_seconds and friends: a restarting operator shows as a
         # start time that changes (CronwardenOperatorRestarting).
@@ -316,6 +318,14 @@ class TaskMetrics:
             "1 while this replica is the active one (it reconciles and exports task series).",
             registry=self.registry,
         )
+        self.shard_active = Gauge(
+            "cronwarden_operator_shard_active",
+            "Per shard: 1 while this replica holds it and reconciles its tasks, else 0. "
+            "Every replica exports every shard, so a shard whose max is 0 has no holder.",
+            ["shard"],
+            registry=self.registry,
+        )
+        self.set_active(False)
         self.over_limit = Gauge(
             "cronwarden_namespace_tasks_over_limit",
             "ScheduledTasks beyond --max-tasks-per-namespace in a namespace (not reconciled).",
@@ -373,6 +383,8 @@ class TaskMetrics:
 
     def set_active(self, active: bool) -> None:
         self.active.set(1 if active else 0)
+        for shard in range(self.shards):
+            self.shard_active.labels(str(shard)).set(1 if active and shard == self.shard else 0)
 
     def clear(self) -> None:
         """Forget every task: a standby replica exports no cronwarden_task_* series."""

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 
 import kopf
 
 from cronwarden.runtime import allocator, memtrace
 from cronwarden.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def run(settings: Settings) -> int:
@@ -34,6 +37,9 @@ def run(settings: Settings) -> int:
         if settings.liveness_port
         else None
     )
+    memo = kopf.Memo(settings=settings)
+    if settings.sharded:
+        settings = take_shard(settings, memo)
     kopf.run(
         # One active replica is decided by our own Lease (runtime/leader.py), which stops
         # workers, timers and metrics too; kopf's peering would pause only its handlers.
@@ -42,8 +48,40 @@ def run(settings: Settings) -> int:
         # filters: kopf's per-namespace watches can miss a namespace created while it
         # lists namespaces (settings.Settings.globs).
         clusterwide=settings.clusterwide,
-        namespaces=[] if settings.clusterwide else settings.namespaces,
+        namespaces=[] if settings.clusterwide else settings.namespaces_watched(),
         liveness_endpoint=liveness,
-        memo=kopf.Memo(settings=settings),
+        memo=memo,
+        stop_flag=memo.get("stop_flag"),
     )
+    if settings.shard is not None and memo.stop_flag.is_set():
+        log.warning(
+            "no longer holding shard %d: exiting, to start again as a standby", settings.shard
+        )
     return 0
+
+
+def take_shard(settings: Settings, memo: kopf.Memo) -> Settings:
+    """Wait as a standby until this replica holds a shard (runtime/shards.py), serving
+    /metrics and /healthz meanwhile; the operator then starts for that shard."""
+    from cronwarden.runtime import shards
+    from cronwarden.runtime.kube import Kube, load_api_client
+    from cronwarden.runtime.metrics import TaskMetrics, serve
+
+    metrics = TaskMetrics(settings.shards)
+    if settings.metrics_port:
+        serve(metrics, settings.bind_address, settings.metrics_port)
+    standby = (
+        shards.Standby(settings.bind_address, settings.liveness_port)
+        if settings.liveness_port
+        else None
+    )
+    try:
+        shard = shards.claim(settings, Kube(load_api_client(settings.kubeconfig, connections=2)))
+    finally:
+        if standby is not None:
+            standby.close()
+    assert shard is not None
+    metrics.shard = shard
+    settings = shards.with_shard(settings, shard)
+    memo.settings, memo.metrics, memo.stop_flag = settings, metrics, threading.Event()
+    return settings

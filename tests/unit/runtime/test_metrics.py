@@ -208,3 +208,22 @@ def test_a_task_whose_spec_does_not_parse_still_exports_what_pages_it() -> None:
     assert ("time_zone", "Etc/UTC") in info[0][1]
     metrics.forget("team-a", "broken")
     assert b'name="broken"' not in metrics.exposition()
+
+
+def test_every_replica_exports_every_shard_and_1_only_for_the_one_it_holds() -> None:
+    def flags(metrics: TaskMetrics) -> dict[str, float]:
+        return {
+            dict(labels)["shard"]: value
+            for (name, labels), value in samples(metrics).items()
+            if name == "cronwarden_operator_shard_active"
+        }
+
+    assert flags(TaskMetrics()) == {"0": 0.0}  # one shard: what the single Lease means
+    standby = TaskMetrics(shards=3)
+    assert flags(standby) == {"0": 0.0, "1": 0.0, "2": 0.0}
+    holder = TaskMetrics(shards=3)
+    holder.shard = 1
+    holder.set_active(True)
+    assert flags(holder) == {"0": 0.0, "1": 1.0, "2": 0.0}
+    holder.set_active(False)
+    assert flags(holder) == {"0": 0.0, "1": 0.0, "2": 0.0}
