@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
-import threading
 
 import kopf
 
@@ -53,7 +53,7 @@ def run(settings: Settings) -> int:
         memo=memo,
         stop_flag=memo.get("stop_flag"),
     )
-    if settings.shard is not None and memo.stop_flag.is_set():
+    if settings.shard is not None and memo.stop_flag.is_set():  # not set on shutdown
         log.warning(
             "no longer holding shard %d: exiting, to start again as a standby", settings.shard
         )
@@ -83,5 +83,7 @@ def take_shard(settings: Settings, memo: kopf.Memo) -> Settings:
     assert shard is not None
     metrics.shard = shard
     settings = shards.with_shard(settings, shard)
-    memo.settings, memo.metrics, memo.stop_flag = settings, metrics, threading.Event()
+    # An asyncio.Event: kopf would wait for a threading.Event in an executor thread,
+    # which then holds up the interpreter's exit until the flag is set.
+    memo.settings, memo.metrics, memo.stop_flag = settings, metrics, asyncio.Event()
     return settings
