@@ -186,6 +186,10 @@ BENCH_ARGS ?=
 bench: install tools ## Benchmark N tasks: convergence vs plain CronJobs, RSS, CPU and API calls at rest, latency.
 	$(PY) hack/bench.py --tasks $(N) $(BENCH_ARGS)
 
+.PHONY: bench-shards
+bench-shards: install tools ## Benchmark 1 shard against 2: convergence of N tasks, CPU and RSS per replica, failover.
+	$(PY) hack/shardbench.py --tasks $(N) $(BENCH_ARGS)
+
 .PHONY: bench-monitor
 bench-monitor: install tools ## Benchmark monitor mode: 500 monitored CronJobs, requests at rest and reconcile lag.
 	$(PY) hack/monitorbench.py $(BENCH_ARGS)
