@@ -75,10 +75,16 @@ def launch(
         f"--shard-filter={shard_filter}",
         f"--leader-election-namespace={namespaces[0]}",
     ]
-    return {
-        pod: launch_operator(args, kubeconfig, f"{namespaces[0]}-{pod}", env={"POD_NAME": pod})
-        for pod in PODS
-    }
+    replicas: dict[str, Operator] = {}
+    try:
+        for pod in PODS:
+            tag = f"{namespaces[0]}-{pod}"
+            replicas[pod] = launch_operator(args, kubeconfig, tag, env={"POD_NAME": pod})
+    except BaseException:
+        for op in replicas.values():  # none left running when one fails to start
+            op.process.kill()
+        raise
+    return replicas
 
 
 def stop_all(replicas: dict[str, Operator]) -> None:
