@@ -16,7 +16,7 @@ class Recorder:
     """A transport that answers every request with `answer` and keeps the targets."""
 
     server = "http://api.invalid"
-    timeout = 1.0
+    timeout: float | None = 1.0
 
     def __init__(self, answer: dict[str, object]) -> None:
         self.answer = json.dumps(answer).encode()
@@ -28,8 +28,9 @@ class Recorder:
         return Answer(200, "OK", [], self.answer)
 
 
-def kube(answer: dict[str, object], **kwargs: str) -> tuple[Kube, Recorder]:
-    k = Kube(client.ApiClient(client.Configuration(host="http://api.invalid")), **kwargs)
+def kube(answer: dict[str, object], status_manager: str = "cronwarden") -> tuple[Kube, Recorder]:
+    api = client.ApiClient(client.Configuration(host="http://api.invalid"))
+    k = Kube(api, status_manager=status_manager)
     k.api.transport = recorder = Recorder(answer)
     return k, recorder
 
