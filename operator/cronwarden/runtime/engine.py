@@ -55,7 +55,7 @@ class Engine:
         # Called once this replica stopped leading, except on shutdown (a shard's holder
         # then exits).
         self.on_term_end = on_term_end
-        self._stopping = False
+        self._shutting_down = False
         self.cache = Cache()
         self.queue = WorkQueue()
         self.metrics = metrics
@@ -106,7 +106,7 @@ class Engine:
             self._elector_task = asyncio.create_task(self.elector.run(), name="leader-election")
 
     async def stop(self) -> None:
-        self._stopping = True
+        self._shutting_down = True
         if self._elector_task is not None:
             self._elector_task.cancel()
             await asyncio.gather(self._elector_task, return_exceptions=True)
@@ -132,7 +132,7 @@ class Engine:
 
     async def end_term(self) -> None:
         await self.stop_workers()
-        if self.on_term_end is not None and not self._stopping:
+        if self.on_term_end is not None and not self._shutting_down:
             self.on_term_end()
 
     async def stop_workers(self) -> None:
