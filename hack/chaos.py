@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import setup
 from harness.chaosrun import ChaosRun
 from harness.report import chaos_misses, chaos_report
-from harness.scenarios import SCENARIOS
+from harness.scenarios import SCENARIOS, STARTERS
 from harness.setup import ROOT, STATE_DIR, BenchError, log
 
 OUT_DIR = STATE_DIR / "chaos"
@@ -88,7 +88,8 @@ def run_scenario(args: argparse.Namespace, kc: Path, names: list[str]) -> dict[s
     errors: list[str] = []
     try:
         run.start_recorder()
-        run.start_operator()
+        # Most scenarios run one replica with the admin kubeconfig; some start their own.
+        STARTERS.get(name, lambda run: run.start_operator())(run)
         run.apply_load(args.tasks, args.per_minute)
         for each in names:
             scenario, full = SCENARIOS[each]

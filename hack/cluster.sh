@@ -23,6 +23,13 @@
 # kwokctl's own output (JSON log lines) goes to $STATE_DIR/logs/kwokctl.log; the
 # components log to $STATE_DIR/kwok/clusters/NAME/logs/.
 #
+# The API server audits the requests of the ServiceAccounts in the namespaces that
+# `make chaos` runs its operators as (AUDITED below), and nothing else, at the
+# Metadata level (who, what, when, the answer's code), to
+# $STATE_DIR/kwok/clusters/NAME/logs/audit.log: the chaos harness judges from it,
+# not from the operator's own view, that a replica that lost its Lease wrote nothing
+# (hack/harness/audit.py).
+#
 # `down` leaves no process of the cluster running: after `kwokctl delete cluster`
 # it stops every process started from the cluster's bin/ directory (argv[0] under
 # it), whoever started it: kwokctl, the supervisor, or start-component. Those
@@ -56,6 +63,8 @@ cluster_dir=$KWOK_WORKDIR/clusters/$name
 supervisor_pid=$state/supervisor.pid
 kwokctl_log=$state/logs/kwokctl.log
 grace=${STOP_GRACE_SECONDS:-10}
+# The namespaces whose ServiceAccounts are audited (hack/harness/accounts.py).
+AUDITED=(chaos-throttling chaos-leader-election)
 # stop-component marks a component here; the supervisor leaves marked ones down.
 stopped=$state/stopped
 # Serialises stop-component, start-component and the supervisor's restarts.
@@ -188,6 +197,17 @@ EOF
     fi
     for f in "$state"/kwok-stages/*.yaml; do echo "---"; cat "$f"; done
   } >"$config"
+  audit_policy=$state/audit-policy.yaml
+  {
+    echo "apiVersion: audit.k8s.io/v1"
+    echo "kind: Policy"
+    echo "omitStages: [RequestReceived]"
+    echo "rules:"
+    echo "- level: Metadata"
+    echo "  userGroups:"
+    for ns in "${AUDITED[@]}"; do echo "  - system:serviceaccounts:$ns"; done
+    echo "- level: None"
+  } >"$audit_policy"
   echo "cluster: creating '$name' (kwokctl's log: $kwokctl_log)"
   kwokctl_logged --name "$name" create cluster \
     --runtime binary \
@@ -195,6 +215,7 @@ EOF
     --kube-authorization=true \
     --kube-admission=true \
     ${feature_gates:+--kube-feature-gates "$feature_gates"} \
+    --kube-audit-policy "$audit_policy" \
     --kube-apiserver-binary "$bin/kube-apiserver" \
     --kube-controller-manager-binary "$bin/kube-controller-manager" \
     --kube-scheduler-binary "$bin/kube-scheduler" \

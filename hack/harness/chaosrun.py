@@ -18,13 +18,14 @@ import random
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from kubernetes import client, config
 
+from harness.accounts import Accounts
 from harness.analysis import SETTLE, Fault, analyse
 from harness.load import GRACE_SECONDS, apply_chunked, chaos_task, chaos_tasks
 from harness.measure import proc_memory
@@ -67,6 +68,13 @@ class ChaosRun:
         self.custom = client.CustomObjectsApi(self.api)
         self.recorder: subprocess.Popen[bytes] | None = None
         self.ops: dict[str, Operator] = {}
+        # replica -> (kubeconfig, environment) it runs with, kept for its restarts
+        self.launch: dict[str, tuple[Path, dict[str, str] | None]] = {}
+        # Run first when the run finishes, operators still up (scrape, then clean up);
+        # what they return goes into the figures, what they raise into the errors.
+        self.at_finish: list[Callable[[], dict[str, Any]]] = []
+        self.extra: dict[str, Any] = {}  # a scenario's own figures, merged into the result
+        self.accounts: Accounts | None = None  # set when the operator runs as its own user
         self.expected_exit: set[int] = set()
         self.faults: list[Fault] = []
         self.convergence: list[float | None] = []
@@ -101,16 +109,23 @@ class ChaosRun:
         except OSError:
             return ""
 
-    def start_operator(self, replica: str = "op", env: dict[str, str] | None = None) -> Operator:
+    def start_operator(
+        self, replica: str = "op", env: dict[str, str] | None = None, kc: Path | None = None
+    ) -> Operator:
+        """Start a replica: with the admin kubeconfig unless given another (a
+        ServiceAccount's, harness/accounts.py). Its restarts use the same."""
+        kc = kc or self.launch.get(replica, (self.kc, None))[0]
+        restart = replica in self.launch  # a restart appends to the replica's log
+        self.launch[replica] = (kc, env)
         op = Operator(
             self.root,
-            self.kc,
+            kc,
             self.out_dir / f"{self.scenario}-{replica}.log",
             resync=60,
             namespaces=(self.ns,),
             extra_args=self.operator_args,
             env=env,
-            append_log=True,
+            append_log=restart,
         )
         self.ops[replica] = op
         return op
@@ -125,9 +140,10 @@ class ChaosRun:
         os.kill(op.pid, sig)
         op.proc.wait(timeout=30)
 
-    def restart_operator(self, replica: str = "op", env: dict[str, str] | None = None) -> None:
+    def restart_operator(self, replica: str = "op") -> None:
         self.restarts += 1
-        self.start_operator(replica, env)
+        kc, env = self.launch[replica]
+        self.start_operator(replica, env, kc)
 
     def check_operators(self) -> None:
         """An operator that exited on its own is a crash: count it and start it again."""
@@ -233,7 +249,7 @@ class ChaosRun:
         # Every per-minute task runs once before the first fault.
         log(f"converged in {waited:.0f}s; waiting for the first runs")
         self.wait_until(self.next_minute(25))
-        self.rss_before_kib = proc_memory(self.op.pid)["VmRSS"]
+        self.rss_before_kib = max(proc_memory(op.pid)["VmRSS"] for op in self.ops.values())
 
     @contextlib.contextmanager
     def fault(self, name: str) -> Iterator[None]:
@@ -335,6 +351,13 @@ class ChaosRun:
     def finish(self, started: float) -> dict[str, Any]:
         """Stop the operators and the recorder; compute the figures."""
         self.check_operators()
+        extra: dict[str, Any] = dict(self.extra)
+        errors: list[str] = []
+        for step in self.at_finish:
+            try:
+                extra.update(step())
+            except Exception as err:  # one failed step must not skip the others
+                errors.append(f"{getattr(step, '__name__', step)}: {type(err).__name__}: {err}")
         rss_after = {r: proc_memory(op.pid)["VmRSS"] for r, op in self.ops.items() if op.alive()}
         logs = {r: op.log_summary() for r, op in self.ops.items()}
         stopped = time.time()
@@ -374,5 +397,7 @@ class ChaosRun:
                 (b["ready_seconds"] or float("inf") for b in self.blind), default=None
             ),
             "operator_logs": logs,
+            "errors": errors,
             **figures,
+            **extra,
         }

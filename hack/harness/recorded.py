@@ -119,10 +119,23 @@ def event_summary(obj: dict[str, Any]) -> Summary:
     }
 
 
+def lease_summary(obj: dict[str, Any]) -> Summary:
+    """Who holds a coordination.k8s.io Lease and since when (the holder's own clock)."""
+    spec = obj.get("spec") or {}
+    return {
+        "lease": obj["metadata"]["name"],
+        "uid": obj["metadata"]["uid"],
+        "holder": spec.get("holderIdentity") or None,
+        "acquired": spec.get("acquireTime"),
+        "transitions": spec.get("leaseTransitions", 0),
+    }
+
+
 SUMMARIES: dict[str, Callable[[dict[str, Any]], Summary]] = {
     "jobs": job_summary,
     "cronjobs": cronjob_summary,
     "scheduledtasks": task_summary,
     "pods": pod_summary,
     "events": event_summary,
+    "leases": lease_summary,
 }

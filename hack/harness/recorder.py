@@ -2,7 +2,7 @@
 """The chaos recorder: what the cluster did, seen on its own, never through cronwarden.
 
 A process of its own (the harness starts it; `make chaos` reads its log), with its
-own watches on Jobs, CronJobs, Pods, Events and ScheduledTasks in the given
+own watches on Jobs, CronJobs, Pods, Events, ScheduledTasks and Leases in the given
 namespaces, writing one JSON object per line with a sub-second `t` (Unix time):
 
 - `slot`: every slot each CronJob should fire, computed here from its schedule
@@ -13,6 +13,8 @@ namespaces, writing one JSON object per line with a sub-second `t` (Unix time):
   `job_deleted`; `cronjob_added`, `cronjob_changed`, `cronjob_status`,
   `cronjob_deleted`; `pod_phase`; `event`; `task` (a status summary whenever it
   changes) and `task_deleted`;
+- `lease`: a Lease's holder, whenever it (or its acquireTime) changes; its
+  renewals are not logged;
 - `watch_error` when one of its own watches breaks, and `watch_gap` (from, to,
   relisted) when it is back: the recorder survives the faults it records. A
   watch that cannot resume lists again with replace semantics: what the list
@@ -119,6 +121,8 @@ class Recorder:
                 self.log("pod_phase", ns=ns, via=via, **after)
         elif resource == "events" and after is not None and after != before:
             self.log("event", ns=ns, via=via, **after)
+        elif resource == "leases" and after is not None and after != before:
+            self.log("lease", ns=ns, via=via, **after)
 
     def emit_job(self, ns: str, before: Summary | None, after: Summary | None, via: str) -> None:
         if after is None:
@@ -188,6 +192,7 @@ class Recorder:
                 Stream(self, "scheduledtasks", ns, objects, (GROUP, "v1alpha1", ns, TASKS)),
                 Stream(self, "pods", ns, core.list_namespaced_pod, (ns,), raw=True),
                 Stream(self, "events", ns, core.list_namespaced_event, (ns,), raw=True),
+                Stream(self, "leases", ns, objects, ("coordination.k8s.io", "v1", ns, "leases")),
             ]
         for s in self.streams:
             s.start()

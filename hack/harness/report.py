@@ -254,7 +254,12 @@ CHAOS_TARGETS: dict[str, tuple[str, float]] = {
     "convergence_max_seconds": ("convergence after a fault, worst (s)", 30),
     "not_converged": ("faults never converged from", 0),
     "crashes": ("operator crashes (exits not caused by a fault)", 0),
+    "writes_outside_lease": ("writes by a replica without the Lease (audit)", 0),
 }
+
+
+# Figures that only some scenarios have (leader-election: harness/election.py).
+SCENARIO_FIGURES = {"writes_outside_lease"}
 
 
 # Misses with a known cause, reported to the runtime's owner (README, "Reliability"):
@@ -271,6 +276,8 @@ def chaos_misses(r: dict[str, Any], known: bool = False) -> list[str]:
         value = r.get(key)
         if value is not None and value <= bound:
             continue
+        if value is None and key in SCENARIO_FIGURES:
+            continue  # a figure of other scenarios
         explained = key in KNOWN and value is not None and value == r.get(KNOWN[key][0])
         if explained == known:
             reason = f": {KNOWN[key][1]}" if explained else ""
@@ -297,6 +304,7 @@ def chaos_report(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         ("operator restarts", lambda r: str(r["restarts"]), ""),
         ("blind window: new task Ready after (s)", lambda r: blind(r), ""),
         ("operator tracebacks", lambda r: str(r["operator_tracebacks"]), ""),
+        *extra_rows(),
         (
             "RSS before / after (MiB)",
             lambda r: f"{mib(r['rss_before_kib'])} / {mib(r['rss_after_kib'])}",
@@ -350,3 +358,33 @@ def spread(values: list[float | None]) -> str:
     if not done:
         return "-"
     return f"{done[0]:.0f}..{done[-1]:.0f}" if len(done) > 1 else f"{done[0]:.1f}"
+
+
+def extra_rows() -> list[tuple[str, Callable[[dict[str, Any]], str], str]]:
+    """Rows of the scenarios with figures of their own (throttling, leader election)."""
+
+    def throttle(key: str) -> Callable[[dict[str, Any]], str]:
+        return lambda r: fmt((r.get("throttle") or {}).get(key))
+
+    def failovers(key: str) -> Callable[[dict[str, Any]], str]:
+        def get(r: dict[str, Any]) -> str:
+            rows = (r.get("election") or {}).get("failovers") or []
+            return " ".join(fmt(f[key]) for f in rows) or "-"
+
+        return get
+
+    return [
+        ("429s: audit / APF count / operator's own", lambda r: throttled(r), ""),
+        ("operator requests during the run (audit)", throttle("requests"), ""),
+        ("429 follow-ups sooner than Retry-After", throttle("retries_sooner_than_retry_after"), ""),
+        ("failover: Lease taken after (s)", failovers("lease_taken_seconds"), ""),
+        ("failover: new leader's first write (s)", failovers("first_write_seconds"), ""),
+    ]
+
+
+def throttled(r: dict[str, Any]) -> str:
+    t = r.get("throttle")
+    if not t:
+        return "-"
+    apf, own = fmt(r.get("apf_rejected_requests")), fmt(t["operator_counted_429"])
+    return f"{t['rejected_429']} / {apf} / {own}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from harness import election, throttle
 from harness.chaosrun import ChaosRun
 from harness.edits import hand_edits
 from harness.freeze import operator_freeze
@@ -81,4 +82,13 @@ SCENARIOS: dict[str, tuple[Callable[[ChaosRun, int], None], int]] = {
     "controller-manager-down": (controller_manager_down, 1),
     "operator-freeze": (operator_freeze, 3),
     "hand-edits": (hand_edits, 5),
+    "throttling": (throttle.throttling, 1),
+    "leader-election": (election.leader_election, 5),
+}
+
+# Scenarios that start their operators themselves (as their own ServiceAccounts);
+# the others run one replica with the admin kubeconfig.
+STARTERS: dict[str, Callable[[ChaosRun], None]] = {
+    "throttling": throttle.start,
+    "leader-election": election.start,
 }
