@@ -42,14 +42,14 @@ def start(run: ChaosRun) -> None:
     run.accounts = accounts = operator_users(run.kc, run.ns, list(REPLICAS), run.out_dir)
     run.operator_args = tuple(accounts.election)
     lease = lease_name(run)
-    since = time.time()
+    since, offset = time.time(), audit.size(audit.AUDIT_LOG)
     deaths: list[tuple[float, str]] = []
     run.extra["deaths"] = deaths
     run.start_operator("r1", env={"POD_NAME": "r1"}, kc=accounts.kubeconfigs["r1"])
     wait_holder(run, lambda h: h.startswith("r1_"), "r1 to take the Lease")
     run.start_operator("r2", env={"POD_NAME": "r2"}, kc=accounts.kubeconfigs["r2"])
     run.at_finish.append(lambda: thaw_all(run))
-    run.at_finish.append(lambda: figures(run, lease, since, deaths))
+    run.at_finish.append(lambda: figures(run, lease, since, offset, deaths))
 
 
 def leader_election(run: ChaosRun, times: int) -> None:
@@ -123,11 +123,11 @@ def thaw_all(run: ChaosRun) -> dict[str, Any]:
 
 
 def figures(
-    run: ChaosRun, lease: str, since: float, deaths: list[tuple[float, str]]
+    run: ChaosRun, lease: str, since: float, offset: int, deaths: list[tuple[float, str]]
 ) -> dict[str, Any]:
     assert run.accounts is not None
     users = run.accounts.users
-    requests = audit.read(audit.AUDIT_LOG, set(users), since)
+    requests = audit.read(audit.AUDIT_LOG, set(users), since, offset)
     if not requests:
         raise BenchError(
             f"no request of the replicas in the audit log {audit.AUDIT_LOG}: a cluster "

@@ -86,9 +86,9 @@ def start(run: ChaosRun) -> None:
     """The operator as its own ServiceAccount; its figures are taken at the end."""
     run.accounts = operator_users(run.kc, run.ns, ["op"], run.out_dir)
     run.start_operator("op", kc=run.accounts.kubeconfigs["op"])
-    since = time.time()
+    since, offset = time.time(), audit.size(audit.AUDIT_LOG)
     run.at_finish.append(lambda: remove(run))
-    run.at_finish.append(lambda: figures(run, since))
+    run.at_finish.append(lambda: figures(run, since, offset))
 
 
 def throttling(run: ChaosRun, times: int) -> None:
@@ -105,8 +105,8 @@ def throttling(run: ChaosRun, times: int) -> None:
             kubectl(run.kc, "apply", "-f", "-", input=json.dumps(doc))
             end = time.time() + hold
             created = churn(run, i, end)
-            rejected += apf_rejected(run) - before
             remove(run)
+            rejected += apf_rejected(run) - before  # its series outlives the FlowSchema
         log(f"squeeze {i + 1}: {created} tasks created and as many deleted meanwhile")
         run.settle()
     run.extra["apf_rejected_requests"] = rejected
@@ -169,11 +169,11 @@ def operator_429s(url: str) -> dict[str, float]:
     return out
 
 
-def figures(run: ChaosRun, since: float) -> dict[str, Any]:
+def figures(run: ChaosRun, since: float, offset: int) -> dict[str, Any]:
     assert run.accounts is not None
     op = run.ops["op"]
     own = operator_429s(op.metrics_url) if op.alive() else {}
-    requests = audit.read(audit.AUDIT_LOG, set(run.accounts.users), since)
+    requests = audit.read(audit.AUDIT_LOG, set(run.accounts.users), since, offset)
     if not requests:
         raise BenchError(
             f"no request of the operator in the audit log {audit.AUDIT_LOG}: a cluster "

@@ -89,6 +89,8 @@ def test_an_audit_line_is_parsed_at_its_answer_and_other_stages_are_skipped(
     log.write_text("\n".join(json.dumps(e) for e in lines) + "\nnot json\n")
     assert [(r.user, r.done - T0) for r in read(log, {R1, R2}, since=T0 + 1)] == [(R1, 3), (R2, 7)]
     assert read(tmp_path / "missing.log", {R1}, since=T0) == []
+    first = len(json.dumps(lines[0])) + 1  # an earlier run's line: skipped from its end
+    assert [r.done - T0 for r in read(log, {R1, R2}, since=T0, offset=first)] == [3]
 
 
 def test_terms_follow_the_lease_holder_and_end_at_a_release() -> None:
