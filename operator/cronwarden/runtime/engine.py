@@ -14,13 +14,14 @@ and its answers go back into the cache.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
-from cronwarden.runtime.audit import Audit
-from cronwarden.runtime.cache import Body, Cache, Key, Listing
+from cronwarden.runtime.audit import Audit, Pair, Plan
+from cronwarden.runtime.cache import CRONJOBS, JOBS, TASKS, Body, Cache, Key, Listing
 from cronwarden.runtime.controller import Controller, NotActive
 from cronwarden.runtime.events import EventQueue
 from cronwarden.runtime.kube import ApiError, Kube
@@ -34,8 +35,6 @@ from cronwarden.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# After a watch relists, audit once its listing is likely complete.
-RELIST_AUDIT_DELAY = 5.0
 # A failed audit is tried again after this long (and the workers wait for the first).
 AUDIT_RETRY = 5.0
 # A write refused with 409 Conflict is tried again this soon (the newer object is
@@ -86,9 +85,9 @@ class Engine:
         self.kube = kube
         # Set once this term's first audit is complete: workers wait for it.
         self._audited = asyncio.Event()
-        self._audit_soon: asyncio.TimerHandle | None = None
-        self._extra_audit: asyncio.Task[bool] | None = None
-        self._audit_lock = asyncio.Lock()
+        # This term's audit plan; set when a watch's relisting brings a listing forward.
+        self._plan: Plan | None = None
+        self._replanned = asyncio.Event()
         self.monitors = Monitors()
         self._excluded = frozenset(settings.excluded_namespaces)
         # Monitor mode: a watch per namespace that holds monitored tasks.
@@ -141,13 +140,7 @@ class Engine:
         for task in workers:
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
-        if self._audit_soon is not None:
-            self._audit_soon.cancel()
-            self._audit_soon = None
-        if self._extra_audit is not None:
-            self._extra_audit.cancel()
-            await asyncio.gather(self._extra_audit, return_exceptions=True)
-            self._extra_audit = None
+        self._plan = None
         self._audited.clear()
         self.queue.cancel_timers()
         self.metrics.clear()
@@ -156,10 +149,22 @@ class Engine:
     # The audit
 
     async def audits(self) -> None:
-        """The first audit of the term (retried until it succeeds), then one every
-        --audit-seconds. Every task is reconciled after the first."""
-        while not self._audited.is_set():
-            if await self.run_audit():
+        """The first audit of the term, of every listing (retried until it succeeds),
+        then each listing when the plan says (runtime/audit.py: Plan). Every task is
+        reconciled after the first."""
+        loop = asyncio.get_running_loop()
+        plan = self._plan = Plan(self.audit.pairs(), self.settings.audit_seconds)
+        while True:
+            wait = plan.next_at() - loop.time()
+            if wait > 0:
+                self._replanned.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._replanned.wait(), wait)
+                continue
+            pairs = plan.take(loop.time())
+            if not await self.run_audit(pairs):
+                plan.retry(pairs, loop.time() + AUDIT_RETRY)
+            elif not self._audited.is_set():
                 self._audited.set()
                 for key in list(self.cache.tasks):
                     self.queue.add(key)
@@ -167,21 +172,13 @@ class Engine:
                     "the cache holds %s",
                     ", ".join(f"{n} {kind}" for kind, n in self.cache.counts().items()),
                 )
-            else:
-                await asyncio.sleep(AUDIT_RETRY)
-        while True:
-            await asyncio.sleep(self.settings.audit_seconds)
-            await self.run_audit()
 
-    async def run_audit(self) -> bool:
-        async with self._audit_lock:
-            try:
-                listing = await self.audit.run()
-            except ApiError as err:
-                log.warning("audit of the cache failed (%s); trying again", err)
-                if self._audited.is_set():
-                    self.request_audit(AUDIT_RETRY)
-                return False
+    async def run_audit(self, pairs: list[Pair] | None = None) -> bool:
+        try:
+            listing = await self.audit.run(pairs)
+        except ApiError as err:
+            log.warning("audit of the cache failed (%s); trying again", err)
+            return False
         self.metrics.set_audited(self.audit.last_completed)
         self.apply_listing(listing)
         return True
@@ -201,19 +198,18 @@ class Engine:
                 ", ".join(f"{n} {kind}" for kind, n in sorted(listing.corrections.items())),
             )
 
-    def request_audit(self, delay: float = RELIST_AUDIT_DELAY) -> None:
-        """Audit `delay` seconds from now (a watch relisted); one pending at a time."""
-        if self._audit_soon is not None or not self._audited.is_set():
-            return
-
-        def fire() -> None:
-            self._audit_soon = None
-            if self._workers:
-                self._extra_audit = asyncio.create_task(
-                    self.run_audit(), name="cronwarden-audit-relist"
-                )
-
-        self._audit_soon = asyncio.get_running_loop().call_later(delay, fire)
+    def relisted(self, resource: str, namespace: str) -> None:
+        """A watch lists again (kopf's type-None events after this term's first audit):
+        bring that listing's audit forward (runtime/audit.py: Plan)."""
+        if self._plan is None or not self._audited.is_set():
+            return  # before the first audit, which covers it
+        loop = asyncio.get_running_loop()
+        due = self._plan.relisted(self.audit.pair_of(resource, namespace), loop.time())
+        if due is not None:
+            where = "" if self.settings.clusterwide else f" in {namespace}"
+            wait = due - loop.time()
+            log.info("the %s watch%s lists again; its audit in %.0fs", resource, where, wait)
+            self._replanned.set()
 
     def _recount_limits(self) -> None:
         limit = self.settings.max_tasks_per_namespace
@@ -228,7 +224,7 @@ class Engine:
         if not self.settings.watches(namespace):
             return
         if type_ is None:
-            self.request_audit()  # a listing: after start-up, a watch relisted
+            self.relisted(TASKS, namespace)  # a listing: after start-up, a watch relisted
         size = self.cache.namespace_size(namespace)
         changed = self.cache.task_event(type_, body)
         key = (namespace, body["metadata"]["name"])
@@ -293,7 +289,7 @@ class Engine:
         if not self.settings.watches(body["metadata"].get("namespace", "")):
             return
         if type_ is None:
-            self.request_audit()
+            self.relisted(CRONJOBS, body["metadata"].get("namespace", ""))
         self.cache.cronjob_event(type_, body)
         self._enqueue(body, task)
 
@@ -301,7 +297,7 @@ class Engine:
         if not self.settings.watches(body["metadata"].get("namespace", "")):
             return
         if type_ is None:
-            self.request_audit()
+            self.relisted(JOBS, body["metadata"].get("namespace", ""))
         self.cache.job_event(type_, body)
         key = self._enqueue(body, task)
         self.refusals.job(type_, body, key)

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from cronwarden.runtime import audit
+from cronwarden.runtime.cache import Listing
 from cronwarden.runtime.controller import NotActive, Result
 from cronwarden.runtime.engine import CONFLICT_RETRY, Engine
 from cronwarden.runtime.kube import ApiError
@@ -206,3 +208,42 @@ def test_a_monitored_task_in_an_excluded_namespace_is_judged_without_a_watch() -
 
     controller = asyncio.run(scenario())
     assert [v.monitored for v in controller.views] == [(None, [])]
+
+
+def test_a_watch_that_lists_again_has_only_its_own_listing_audited(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A relisting of team-b's Jobs is followed by an audit of that listing alone, not of
+    every resource in every namespace; the objects of one relisting ask for it once."""
+    monkeypatch.setattr(audit, "RELIST_DELAY", 0.05)
+    monkeypatch.setattr(audit, "RELIST_GAP", 0.0)
+    job = {
+        "metadata": {"name": "j", "namespace": "team-b", "uid": "j", "resourceVersion": "3"},
+    }
+
+    async def scenario() -> list[Any]:
+        settings = Settings(namespaces=["team-a", "team-b"], workers=1, audit_seconds=3600)
+        eng = Engine(settings, kube=NoApi(), metrics=TaskMetrics())  # type: ignore[arg-type]
+        calls: list[Any] = []
+
+        async def listed(pairs: Any = None) -> Listing:
+            calls.append(pairs)
+            return Listing()
+
+        eng.audit.run = listed  # type: ignore[method-assign]
+        eng._workers = [asyncio.create_task(eng.audits())]
+        await asyncio.wait_for(eng._audited.wait(), 5)
+        for _ in range(3):
+            eng.job_event(None, job, None)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 5
+        while len(calls) < 2 and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)  # room for an audit too many
+        await eng.stop_workers()
+        return calls
+
+    calls = asyncio.run(scenario())
+    assert len(calls) == 2, calls
+    assert calls[0] is None or len(calls[0]) == 6  # the first: everything
+    assert calls[1] == [("jobs", "team-b")]
