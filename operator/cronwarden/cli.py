@@ -125,8 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=env_int("AUDIT_SECONDS", settings.DEFAULT_AUDIT_SECONDS),
         help="how often the watch cache is checked against a full list of tasks, managed "
         "CronJobs and Jobs (served from the API server's watch cache); what differs is "
-        "corrected and counted in cronwarden_cache_corrections_total. A relist of a watch "
-        f"also triggers one (env {ENV_PREFIX}AUDIT_SECONDS)",
+        "corrected and counted in cronwarden_cache_corrections_total. A watch that lists "
+        "again has its own listing checked 5 s later, at most once a minute "
+        f"(env {ENV_PREFIX}AUDIT_SECONDS)",
     )
     run.add_argument(
         "--leader-election",

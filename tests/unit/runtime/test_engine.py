@@ -221,13 +221,16 @@ def test_a_watch_that_lists_again_has_only_its_own_listing_audited(
         "metadata": {"name": "j", "namespace": "team-b", "uid": "j", "resourceVersion": "3"},
     }
 
-    async def scenario() -> list[Any]:
+    async def scenario() -> tuple[list[Any], float]:
         settings = Settings(namespaces=["team-a", "team-b"], workers=1, audit_seconds=3600)
         eng = Engine(settings, kube=NoApi(), metrics=TaskMetrics())  # type: ignore[arg-type]
         calls: list[Any] = []
+        second = asyncio.Event()
 
         async def listed(pairs: Any = None) -> Listing:
             calls.append(pairs)
+            if len(calls) == 2:
+                second.set()
             return Listing()
 
         eng.audit.run = listed  # type: ignore[method-assign]
@@ -235,15 +238,13 @@ def test_a_watch_that_lists_again_has_only_its_own_listing_audited(
         await asyncio.wait_for(eng._audited.wait(), 5)
         for _ in range(3):
             eng.job_event(None, job, None)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 5
-        while len(calls) < 2 and loop.time() < deadline:
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(0.2)  # room for an audit too many
+        await asyncio.wait_for(second.wait(), 5)
+        assert eng._plan is not None
+        next_in = eng._plan.next_at() - asyncio.get_running_loop().time()
         await eng.stop_workers()
-        return calls
+        return calls, next_in
 
-    calls = asyncio.run(scenario())
-    assert len(calls) == 2, calls
+    calls, next_in = asyncio.run(scenario())
+    assert next_in > 3000  # nothing else due before the period
     assert calls[0] is None or len(calls[0]) == 6  # the first: everything
     assert calls[1] == [("jobs", "team-b")]
