@@ -1,12 +1,13 @@
 """kopf registrations: log in, start and stop the engine, and hand every watch
 event to it. Nothing here decides anything.
 
-ScheduledTasks are watched in the operator's namespaces; CronJobs and Jobs only
-where labelled app.kubernetes.io/managed-by=cronwarden, selected on the server;
-Events only the Job controller's FailedCreate on Jobs, selected on the server too.
-No per-object timers or change-detection handlers are used, so kopf adds no
-finalizers and writes nothing to the task besides the status the controller
-computes.
+kopf watches ScheduledTasks in the operator's namespaces, and Events, only the Job
+controller's FailedCreate on Jobs, selected on the server. CronJobs and Jobs, only
+where labelled app.kubernetes.io/managed-by=cronwarden (selected on the server),
+are watched by the operator's own reflectors (runtime/reflector.py says why),
+started and stopped here with the engine. No per-object timers or change-detection
+handlers are used, so kopf adds no finalizers and writes nothing to the task
+besides the status the controller computes.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ import kopf
 
 from cronwarden.api import models
 from cronwarden.core.builder import FIELD_MANAGER, MANAGED_BY, MANAGED_BY_LABEL, TASK_LABEL
-from cronwarden.runtime import shards
+from cronwarden.runtime import reflector, shards
 from cronwarden.runtime.engine import Engine
-from cronwarden.runtime.kube import Kube, in_cluster, load_api_client
+from cronwarden.runtime.kube import CRONJOBS, JOBS, Kube, in_cluster, load_api_client
 from cronwarden.runtime.metrics import TaskMetrics, serve
 from cronwarden.runtime.refusals import FIELD_SELECTOR
 from cronwarden.settings import (
@@ -89,9 +90,6 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.networking.request_timeout = 60
     # The blind window after an API server outage is the retry delay in progress.
     settings.networking.error_backoffs = RetryBackoffs(API_RETRY_BACKOFFS, API_RETRY_JITTER)
-    managed = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
-    settings.watching.label_selectors["batch", "cronjobs"] = managed
-    settings.watching.label_selectors["batch", "jobs"] = managed
     # Only the Job controller's refusals of pods (runtime/refusals.py).
     settings.watching.field_selectors["v1", "events"] = FIELD_SELECTOR
     metrics: TaskMetrics | None = getattr(memo, "metrics", None)  # a shard's (runner.py)
@@ -113,28 +111,37 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
             settings.watching.shard_selectors[group, plural] = selector
         kube.shard_selectors = shards.list_paths(chosen)
         on_term_end = memo.stop_flag.set  # its watches are this shard's: start again
-    memo.engine = Engine(config, kube, metrics, on_term_end)
-    await memo.engine.start()
+    engine = memo.engine = Engine(config, kube, metrics, on_term_end)
+    managed = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
+    memo.reflectors = reflector.start(
+        kube,
+        asyncio.get_running_loop(),
+        config.scopes(),
+        [
+            (CRONJOBS, managed, lambda t, b: engine.cronjob_event(t, b, task_label(b))),
+            (JOBS, managed, lambda t, b: engine.job_event(t, b, task_label(b))),
+        ],
+    )
+    await engine.start()
+
+
+def task_label(body: dict[str, Any]) -> str | None:
+    """The task a managed CronJob or Job names (it only routes the event)."""
+    labels = (body.get("metadata") or {}).get("labels") or {}
+    task = labels.get(TASK_LABEL)
+    return str(task) if task else None
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    for watch in memo.get("reflectors") or []:
+        watch.stop()
     await memo.engine.stop()
 
 
 @kopf.on.event(models.GROUP, models.VERSION, models.PLURAL)
 async def task_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     memo.engine.task_event(event.get("type"), event["object"])
-
-
-@kopf.on.event("batch", "v1", "cronjobs")
-async def cronjob_event(event: kopf.RawEvent, labels: Any, memo: Any, **_: Any) -> None:
-    memo.engine.cronjob_event(event.get("type"), event["object"], labels.get(TASK_LABEL))
-
-
-@kopf.on.event("batch", "v1", "jobs")
-async def job_event(event: kopf.RawEvent, labels: Any, memo: Any, **_: Any) -> None:
-    memo.engine.job_event(event.get("type"), event["object"], labels.get(TASK_LABEL))
 
 
 @kopf.on.event("v1", "events")

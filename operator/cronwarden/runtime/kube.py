@@ -250,10 +250,18 @@ class Kube:
         page = self.api.list_page(collection(template, namespace), query, token)
         return page.items, page.resource_version, page.next
 
-    def watch(self, template: str, namespace: str, resource_version: str, seconds: float) -> Watch:
-        """Watch the objects at `template` in `namespace` from `resource_version`, with
-        bookmarks; the API server ends it after `seconds`. Blocking: the caller reads
-        it in a thread of its own. A resourceVersion too old raises ApiError 410."""
+    def watch(
+        self,
+        template: str,
+        namespace: str | None,
+        resource_version: str,
+        seconds: float,
+        selector: str = "",
+    ) -> Watch:
+        """Watch the objects at `template` in `namespace` (None: all) from
+        `resource_version`, with bookmarks, filtered as list_page filters; the API
+        server ends it after `seconds`. Blocking: the caller reads it in a thread of its
+        own. A resourceVersion too old raises ApiError 410."""
         path = collection(template, namespace)
         query = {
             "watch": "true",
@@ -261,6 +269,10 @@ class Kube:
             "resourceVersion": resource_version,
             "timeoutSeconds": str(int(seconds)),
         }
+        if selector:
+            query["labelSelector"] = selector
+        if shard := self.shard_selectors.get(template):
+            query["shardSelector"] = shard
         count = self.api.on_request or (lambda *_: None)
         timeout = self.transport.timeout or 30.0
         try:
