@@ -11,7 +11,7 @@ import fnmatch
 import os
 import socket
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 from cronwarden.core import sharding
 
@@ -35,6 +35,8 @@ API_RETRY_JITTER = 0.2
 DEFAULT_MAX_TASKS_PER_NAMESPACE = 0
 # One shard: one active replica for every task (docs/sharding.md).
 DEFAULT_SHARDS = 1
+# Namespaces whose Settings.watches answer is remembered (a bound, not a working set).
+WATCHED_MEMO = 65_536
 # How a shard's objects are selected: "auto" asks the API server for a shard selector
 # where it has the ShardedListAndWatch gate on, "client" always filters locally.
 SHARD_FILTERS = ("auto", "client")
@@ -91,7 +93,7 @@ class Settings:
             return sharding.lease_name(self.leader_election_id, self.shard)
         return self.leader_election_id
 
-    @property
+    @cached_property
     def globs(self) -> bool:
         """Whether any namespace is a pattern: then the operator watches cluster-wide and
         keeps what matches, so that a namespace created at any moment is followed."""
@@ -101,9 +103,22 @@ class Settings:
     def clusterwide(self) -> bool:
         return self.all_namespaces or self.globs
 
+    @cached_property
+    def _watched(self) -> dict[str, bool]:
+        return {}
+
     def watches(self, namespace: str) -> bool:
         """Whether objects in `namespace` are the operator's to look at: a namespace it
-        follows, and when sharded, one that hashes into this replica's shard."""
+        follows, and when sharded, one that hashes into this replica's shard. Asked for
+        every watch event and listed object: each namespace's answer is remembered."""
+        known = self._watched.get(namespace)
+        if known is None:
+            known = self._decide(namespace)
+            if len(self._watched) < WATCHED_MEMO:
+                self._watched[namespace] = known
+        return known
+
+    def _decide(self, namespace: str) -> bool:
         if self.shard is not None and _shard_of(namespace, self.shards) != self.shard:
             return False
         if self.all_namespaces:

@@ -113,6 +113,8 @@ class Controller:
         # (hash of the desired spec, CronJob generation) after our last apply, per task:
         # a CronJob at that generation is in sync whatever the API server normalised.
         self.applied: dict[Key, tuple[str, int]] = {}
+        # (task resourceVersion, CronJob resourceVersion) last found in sync, per task.
+        self.synced: dict[Key, tuple[str, str]] = {}
 
     def fence(self) -> None:
         if not self.active():
@@ -144,7 +146,7 @@ class Controller:
         #    and send no write when it is in sync. A task the operator may not act on
         #    (an excluded namespace, beyond the namespace's limit) gets no CronJob.
         result = Result()
-        desired = builder.build_cronjob(task)
+        desired: Body | None = None
         live = view.cronjob
         events: list[Event] = []
         warnings: list[str] | None = None  # the API server's, when the CronJob is applied
@@ -156,6 +158,7 @@ class Controller:
             # Only CronJobs labelled as ours are watched: the name may be taken by one
             # we do not control (or by ours, which the cache has not seen yet). The
             # create says so (409) without a look first; only then is it read.
+            desired = builder.build_cronjob(task)
             try:
                 live, problem, warnings = self.apply(task, desired, None, events)
                 result.cronjob, created = live, problem is None
@@ -169,9 +172,18 @@ class Controller:
             problem = not_owned(task, live)
             live = None
             result.wake_at = self.clock() + NOT_OWNED_RECHECK
-        elif not created and problem is None and not self.is_in_sync(view.key, desired, live):
-            live, problem, warnings = self.apply(task, desired, live, events)
-            result.cronjob = live
+        elif not created and problem is None:
+            # A CronJob found in sync with the task stays so while neither changes: most
+            # reconciles (a Job's events) neither build the desired one nor compare.
+            versions = (_rv(obj), _rv(live))
+            if self.synced.get(view.key) != versions:
+                desired = desired or builder.build_cronjob(task)
+                if self.is_in_sync(view.key, desired, live):
+                    if all(versions):
+                        self.synced[view.key] = versions
+                else:
+                    live, problem, warnings = self.apply(task, desired, live, events)
+                    result.cronjob = live
 
         # 4. The runs: Jobs controlled by this task's CronJob (live, or deleted since).
         uid = live["metadata"].get("uid") if live is not None else None
@@ -205,8 +217,12 @@ class Controller:
         #    them off the worker, so a burst of runs does not wait for its Events).
         result.events = [(obj, event) for event in events]
 
-        # 7. Export what status says as metrics.
-        self.metrics.update(task, outcome)
+        # 7. Export what status says as metrics (the lines are kept when the status
+        #    is the one stored at this version of the task, and so are the rest).
+        version = (
+            None if status_changed else (_rv(obj), outcome.oldest_active, outcome.not_admitted)
+        )
+        self.metrics.update(task, outcome, version)
         wakes = [t for t in (result.wake_at, outcome.wake_at) if t is not None]
         result.wake_at = min(wakes, default=None)
         return result
@@ -236,7 +252,8 @@ class Controller:
         outcome = compute_status(judged, cronjob, jobs, now, problem, refusals=view.refusals)
         events.extend(outcome.events)
         result = Result(wake_at=outcome.wake_at)
-        if outcome.status != task.status:
+        unchanged = outcome.status == task.status
+        if not unchanged:
             self.fence()
             result.task = self.kube.patch_task_status(
                 namespace,
@@ -250,7 +267,13 @@ class Controller:
             watermark = outcome.status.watermark
             result.recorded = {r.job for r in map(run_of, jobs) if covered(r, watermark)}
         result.events = [(obj, event) for event in events]
-        self.metrics.update(judged, outcome)
+        # The judged spec follows the CronJob: its version is part of the lines' version.
+        version = (
+            (_rv(obj), _rv(cronjob), outcome.oldest_active, outcome.not_admitted)
+            if unchanged
+            else None
+        )
+        self.metrics.update(judged, outcome, version)
         log.debug("reconciled %s/%s: monitors CronJob %s", namespace, task.name, ref)
         return result
 
@@ -307,6 +330,7 @@ class Controller:
         self.metrics.forget(*key)
         self.kube.forget_events(*key)
         self.applied.pop(key, None)
+        self.synced.pop(key, None)
 
     def report_unparsable(self, obj: Body, message: str) -> Body | None:
         previous = (obj.get("status") or {}).get("conditions") or []
@@ -346,6 +370,10 @@ class Controller:
 
 def generation(obj: Body) -> int:
     return int((obj.get("metadata") or {}).get("generation") or 0)
+
+
+def _rv(obj: Body | None) -> str:
+    return str((obj.get("metadata") or {}).get("resourceVersion") or "") if obj else ""
 
 
 def _uid(obj: Body | None) -> str | None:
