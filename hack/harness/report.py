@@ -59,6 +59,12 @@ def bench_report(r: dict[str, Any]) -> str:
             f"{c['operator_cpu_seconds']:.1f} s, "
             f"{1000 * c['operator_cpu_seconds'] / converged:.2f} ms per converged task",
         )
+        if (live := c.get("operator_cpu_at_live")) is not None:
+            after = c["operator_cpu_seconds"] - live
+            row(
+                "  of which start-up (imports, login)",
+                f"{live:.1f} s; after it {1000 * after / converged:.2f} ms per converged task",
+            )
         if (own := c.get("operator_own_requests")) is not None:
             row("operator API requests per new task", f"{sum(own.values()) / converged:.2f}")
             row("  by verb and resource", own_requests(own, converged))

@@ -21,7 +21,9 @@ runtime/monitorwatch.py, on the same request path, runtime/kube.Kube):
   (spread as client-go does); it is opened again from the last version seen.
 - 410 Gone (the version left the API server's window) lists again. Any other
   failure (a cut connection, a restarting API server) watches again from the
-  last version after a backoff, 0.5 s doubling to 10 s, as kopf's retries were.
+  last version after the delays kopf's requests use (settings.API_RETRY_BACKOFFS:
+  0.5, 1, 2, then 3 s, each +-20 %), so that the window in which the operator is
+  blind after an API server restart stays what README's D2 measured.
 - Listed objects are handed over as kopf handed them, with type None, so the
   engine treats them alike: after start-up a listing means a watch relisted, and
   the engine asks for an audit, which deletes what vanished in between
@@ -44,13 +46,12 @@ from collections.abc import Callable
 from typing import Any
 
 from cronwarden.runtime.kube import ApiError, Kube, Watch
+from cronwarden.settings import API_RETRY_BACKOFFS, API_RETRY_JITTER
 
 log = logging.getLogger(__name__)
 
 # The API server ends a watch after this long (times 1 to 2, spread as client-go does).
 WATCH_SECONDS = 300.0
-# Backoff after a failed listing or watch: doubles from BACKOFF to BACKOFF_MAX.
-BACKOFF, BACKOFF_MAX = 0.5, 10.0
 # Events handed to the event loop per turn, and held for it at most per watch.
 BATCH = 200
 PENDING_MAX = 2_000
@@ -59,7 +60,9 @@ Deliver = Callable[[str | None, dict[str, Any]], None]
 
 
 def backoff(failures: int) -> float:
-    return float(min(BACKOFF * 2 ** (failures - 1), BACKOFF_MAX))
+    """The delay before the next try after `failures` failures in a row."""
+    base = API_RETRY_BACKOFFS[min(failures, len(API_RETRY_BACKOFFS)) - 1]
+    return base * random.uniform(1 - API_RETRY_JITTER, 1 + API_RETRY_JITTER)  # a spread
 
 
 class Handoff:

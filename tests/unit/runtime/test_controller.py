@@ -157,3 +157,24 @@ def test_the_apply_without_uid_only_creates() -> None:
     assert (update.get("resourceVersion"), update.get("uid")) == (None, "cj-uid")
     assert all(s["path"].endswith("/namespaces/team-a/cronjobs/backup") for s in sent)
     assert cronjob["metadata"] == {"name": "backup", "namespace": "team-a"}  # not changed
+
+
+def test_a_cronjob_changed_by_hand_is_restored_after_it_was_found_in_sync() -> None:
+    """The sync is judged once per (task, CronJob) version: a reconcile of the same
+    versions sends nothing, and the CronJob's next version is judged again."""
+    kube = Recorder()
+    controller = Controller(kube, TaskMetrics(), clock=lambda: NOW)  # type: ignore[arg-type]
+    first = controller.reconcile(View(KEY, task_body(), None))
+    stored = first.cronjob
+    assert stored is not None
+    written = task_body(resourceVersion="101")
+    written["status"] = first.task["status"] if first.task else {}
+    kube.calls.clear()
+    controller.reconcile(View(KEY, written, copy.deepcopy(stored)))
+    controller.reconcile(View(KEY, written, copy.deepcopy(stored)))
+    assert kube.calls == []
+    edited = copy.deepcopy(stored)
+    edited["metadata"].update(resourceVersion="8", generation=2)
+    edited["spec"]["schedule"] = "* * * * *"
+    controller.reconcile(View(KEY, written, edited))
+    assert kube.calls[0] == "update"

@@ -227,3 +227,29 @@ def test_every_replica_exports_every_shard_and_1_only_for_the_one_it_holds() -> 
     assert flags(holder) == {"0": 0.0, "1": 1.0, "2": 0.0}
     holder.set_active(False)
     assert flags(holder) == {"0": 0.0, "1": 0.0, "2": 0.0}
+
+
+def test_lines_are_rendered_again_only_for_a_new_version() -> None:
+    """A reconcile that names the version its lines come from keeps the lines rendered
+    from it; a new version, or none (a status written), renders them again; the
+    histograms observe every recorded run either way."""
+    metrics = TaskMetrics()
+    t = task()
+    idle = compute_status(t, None, [], NOW)
+    done = compute_status(t, None, [DONE], NOW)
+    key = (("name", "backup"), ("namespace", "team-a"))
+    runs = ("cronwarden_task_runs_total", (*key, ("result", "succeeded")))
+    count = ("cronwarden_task_run_duration_seconds_count", key)
+
+    metrics.update(t, idle, ("100", None, 0))
+    assert samples(metrics)[runs] == 0.0
+    metrics.update(t, done, ("100", None, 0))  # the same version: the lines are kept
+    assert samples(metrics)[runs] == 0.0
+    assert samples(metrics)[count] == 1.0
+    metrics.update(t, done, ("101", None, 0))
+    assert samples(metrics)[runs] == 1.0
+    metrics.update(t, idle, None)
+    assert samples(metrics)[runs] == 0.0
+    metrics.clear()
+    metrics.update(t, done, ("101", None, 0))  # cleared: rendered again
+    assert samples(metrics)[runs] == 1.0

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from cronwarden import settings
 from cronwarden.runtime import reflector
 from cronwarden.runtime.kube import CRONJOBS, JOBS, ApiError, Kube
 from cronwarden.runtime.reflector import Handoff, Reflector
@@ -82,7 +83,16 @@ async def until(condition: Callable[[], bool], what: str) -> None:
 
 @pytest.fixture(autouse=True)
 def _fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(reflector, "BACKOFF", 0.01)
+    monkeypatch.setattr(reflector, "API_RETRY_BACKOFFS", (0.01,))
+
+
+def test_the_backoff_is_the_one_kopf_requests_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    """0.5, 1, 2, then 3 s (+-20 %): the blind window after an API server restart."""
+    monkeypatch.setattr(reflector, "API_RETRY_BACKOFFS", settings.API_RETRY_BACKOFFS)
+    delays = [reflector.backoff(n) for n in range(1, 13)]
+    assert 0.4 <= delays[0] <= 0.6
+    assert 0.8 <= delays[1] <= 1.2
+    assert all(2.4 <= d <= 3.6 for d in delays[3:])
 
 
 def test_lists_watches_relists_after_gone_and_watches_again_after_a_cut() -> None:
