@@ -314,6 +314,12 @@ class Cache:
         self._jobs.setdefault(owner, {})[name] = slim(body, keep_spec=False)
         return True
 
+    def job(self, body: Body) -> Body | None:
+        """The Job held under `body`'s controller and name, if any."""
+        owner = controller_uid(body)
+        name = (body.get("metadata") or {}).get("name")
+        return self._jobs.get(owner, {}).get(str(name)) if owner is not None else None
+
     def _drop_job(self, owner: str, body: Body) -> bool:
         name = str(body["metadata"]["name"])
         live = self._jobs.get(owner, {})

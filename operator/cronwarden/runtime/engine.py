@@ -20,6 +20,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
+from cronwarden.core.runs import run_of
 from cronwarden.runtime.audit import Audit, Pair, Plan
 from cronwarden.runtime.cache import CRONJOBS, JOBS, TASKS, Body, Cache, Key, Listing
 from cronwarden.runtime.controller import Controller, NotActive
@@ -40,6 +41,12 @@ AUDIT_RETRY = 5.0
 # A write refused with 409 Conflict is tried again this soon (the newer object is
 # on its way through the watch).
 CONFLICT_RETRY = 0.2
+# A CronJob's own events (its status: the active list, the last times) are reconciled
+# this long after they arrive. The CronJob controller writes them right after it
+# creates or sees a Job, whose event comes on another watch: reconciled at once,
+# the task's status would be written from the CronJob before its Job is known, and
+# once more when it is. Nothing the status reports is read from them alone.
+CRONJOB_EVENT_DELAY = 0.5
 
 
 class Engine:
@@ -290,16 +297,25 @@ class Engine:
             return
         if type_ is None:
             self.relisted(CRONJOBS, body["metadata"].get("namespace", ""))
-        self.cache.cronjob_event(type_, body)
-        self._enqueue(body, task)
+        # An event that changes nothing held (our own apply's answer, come back through
+        # the watch) has nothing new for the task: it wakes no reconcile.
+        if self.cache.cronjob_event(type_, body) and (key := self._route(body, task)):
+            self.queue.add_soon(key, CRONJOB_EVENT_DELAY)
 
     def job_event(self, type_: str | None, body: Body, task: str | None) -> None:
         if not self.settings.watches(body["metadata"].get("namespace", "")):
             return
         if type_ is None:
             self.relisted(JOBS, body["metadata"].get("namespace", ""))
-        self.cache.job_event(type_, body)
-        key = self._enqueue(body, task)
+        held = self.cache.job(body) if type_ == "MODIFIED" else None
+        changed = self.cache.job_event(type_, body)
+        if changed and held is not None and run_of(held) == run_of(body):
+            # Its pods became ready, its finished pod was counted: nothing a status
+            # reads (core/runs.run_of: times, result, pods) moved, so no reconcile.
+            changed = False
+        key = self._route(body, task)
+        if changed and key is not None:
+            self.queue.add(key)
         self.refusals.job(type_, body, key)
 
     def refusal_event(self, type_: str | None, body: Body) -> None:
@@ -310,11 +326,11 @@ class Engine:
         if key is not None and key in self.cache.tasks:
             self.queue.add(key)
 
-    def _enqueue(self, body: Body, task: str | None) -> Key | None:
-        # The task label only routes the event; ownership is decided by uid.
+    def _route(self, body: Body, task: str | None) -> Key | None:
+        """The task a CronJob or Job event concerns, if the cache holds it. The task label
+        only routes the event; ownership is decided by uid."""
         namespace = (body.get("metadata") or {}).get("namespace")
         if task and namespace and (namespace, task) in self.cache.tasks:
-            self.queue.add((namespace, task))
             return (namespace, task)
         return None
 

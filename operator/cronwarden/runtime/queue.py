@@ -41,6 +41,7 @@ class WorkQueue:
         self._active: set[TaskKey] = set()
         self._again: set[TaskKey] = set()
         self._timers: dict[TaskKey, asyncio.TimerHandle] = {}
+        self._soon: dict[TaskKey, asyncio.TimerHandle] = {}  # add_soon's, apart
         self._failures: dict[TaskKey, int] = {}
         self._not_before: dict[TaskKey, float] = {}  # key -> monotonic time (Retry-After)
 
@@ -71,6 +72,18 @@ class WorkQueue:
             old.cancel()
         self._timers[key] = asyncio.get_running_loop().call_later(delay, self._fire, key)
 
+    def add_soon(self, key: TaskKey, delay: float) -> None:
+        """Add `key` within `delay` seconds: what else happens to it meanwhile joins the
+        same reconcile. Kept apart from add_after's timer, which it never replaces
+        (a wake-up, a retry's backoff)."""
+        if key in self._soon or self._pending.get(key) is True:
+            return  # already due by then
+        self._soon[key] = asyncio.get_running_loop().call_later(delay, self._fire_soon, key)
+
+    def _fire_soon(self, key: TaskKey) -> None:
+        self._soon.pop(key, None)
+        self.add(key)
+
     def retry(self, key: TaskKey, retry_after: float | None = None) -> float:
         """Add `key` again after its backoff (capped at THROTTLED_BACKOFF_MAX when the
         server sent a Retry-After), or the server's Retry-After if longer; returns the
@@ -91,17 +104,19 @@ class WorkQueue:
         self._not_before.pop(key, None)
 
     def forget(self, key: TaskKey) -> None:
-        timer = self._timers.pop(key, None)
-        if timer is not None:
-            timer.cancel()
+        for timers in (self._timers, self._soon):
+            timer = timers.pop(key, None)
+            if timer is not None:
+                timer.cancel()
         self._failures.pop(key, None)
         self._not_before.pop(key, None)
 
     def cancel_timers(self) -> None:
         """Drop every pending wake-up and retry (the replica stops being active)."""
-        for timer in self._timers.values():
+        for timer in (*self._timers.values(), *self._soon.values()):
             timer.cancel()
         self._timers.clear()
+        self._soon.clear()
         self._failures.clear()
         self._not_before.clear()
 

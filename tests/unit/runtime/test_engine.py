@@ -13,7 +13,7 @@ import pytest
 from cronwarden.runtime import audit
 from cronwarden.runtime.cache import Listing
 from cronwarden.runtime.controller import NotActive, Result
-from cronwarden.runtime.engine import CONFLICT_RETRY, Engine
+from cronwarden.runtime.engine import CONFLICT_RETRY, CRONJOB_EVENT_DELAY, Engine
 from cronwarden.runtime.kube import ApiError
 from cronwarden.runtime.metrics import TaskMetrics
 from cronwarden.runtime.queue import WorkQueue
@@ -248,3 +248,59 @@ def test_a_watch_that_lists_again_has_only_its_own_listing_audited(
     assert next_in > 3000  # nothing else due before the period
     assert calls[0] is None or len(calls[0]) == 6  # the first: everything
     assert calls[1] == [("jobs", "team-b")]
+
+
+def managed_job(rv: str, **status: Any) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": "backup-1",
+            "namespace": "team-a",
+            "uid": "j",
+            "resourceVersion": rv,
+            "labels": {"cronwarden.io/task": "backup"},
+            "ownerReferences": [{"kind": "CronJob", "uid": "cj", "controller": True}],
+        },
+        "status": status,
+    }
+
+
+def test_only_job_and_cronjob_events_that_move_something_wake_the_task() -> None:
+    """A Job event wakes its task when what a status reads from the Job moved (its
+    times, result, pods), not when only its ready count did; a CronJob's event wakes it
+    CRONJOB_EVENT_DELAY later, and one the cache already holds (our own apply's
+    answer) wakes nothing."""
+
+    async def scenario() -> None:
+        eng, _ = engine(None)
+        queued: list[tuple[str, str]] = []
+        eng.queue.add = lambda key, **_: queued.append(key)  # type: ignore[method-assign]
+        soon: list[tuple[tuple[str, str], float]] = []
+        eng.queue.add_soon = lambda key, delay: soon.append((key, delay))  # type: ignore[method-assign]
+        start = "2026-12-02T07:00:01Z"
+        eng.job_event("ADDED", managed_job("10"), "backup")
+        eng.job_event("MODIFIED", managed_job("11", active=1, ready=0, startTime=start), "backup")
+        assert queued == [KEY, KEY]
+        eng.job_event("MODIFIED", managed_job("12", active=1, ready=1, startTime=start), "backup")
+        assert queued == [KEY, KEY]  # only its pod became ready
+        done = [{"type": "Complete", "status": "True", "lastTransitionTime": start}]
+        eng.job_event(
+            "MODIFIED",
+            managed_job("13", succeeded=1, ready=0, startTime=start, conditions=done),
+            "backup",
+        )
+        assert queued == [KEY, KEY, KEY]
+
+        cronjob = {
+            "metadata": {
+                "name": "backup",
+                "namespace": "team-a",
+                "uid": "cj",
+                "resourceVersion": "20",
+                "labels": {"app.kubernetes.io/managed-by": "cronwarden"},
+            }
+        }
+        eng.cronjob_event("MODIFIED", cronjob, "backup")
+        eng.cronjob_event("MODIFIED", cronjob, "backup")  # already held: nothing
+        assert soon == [(KEY, CRONJOB_EVENT_DELAY)]
+
+    asyncio.run(scenario())

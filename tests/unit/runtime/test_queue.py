@@ -129,3 +129,29 @@ def test_a_throttled_key_backs_off_to_ten_seconds_at_most() -> None:
     assert throttled[:4] == [1.0, 2.0, 4.0, 8.0]
     assert max(throttled) == 10.0
     assert failing > 10.0, "other failures keep their backoff"
+
+
+def test_add_soon_joins_what_comes_meanwhile_and_keeps_the_wake_up() -> None:
+    """Events within the delay make one reconcile; the key's own timer (a wake-up, a
+    retry) is neither replaced nor cancelled by it."""
+
+    async def scenario() -> None:
+        queue = WorkQueue()
+        key = ("ns", "a")
+        queue.add_after(key, 3600)  # its next slot
+        wake = queue._timers[key]
+        queue.add_soon(key, 0.05)
+        queue.add_soon(key, 0.05)
+        assert len(queue) == 0  # not yet
+        assert await asyncio.wait_for(queue.get(), timeout=5) == key
+        queue.done(key)
+        assert len(queue) == 0  # once
+        assert queue._timers[key] is wake
+        assert not wake.cancelled()
+        queue.add(key)
+        queue.add_soon(key, 0.01)  # already due: nothing more
+        assert not queue._soon
+        queue.cancel_timers()
+        assert wake.cancelled()
+
+    asyncio.run(scenario())
