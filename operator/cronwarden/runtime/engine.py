@@ -242,7 +242,10 @@ class Engine:
                 self._task_deleted(body)
             return
         self.track(key, reference(body))
-        self.queue.add(key)
+        if changed:
+            # Not the answer to our own status write come back through the watch: that
+            # version was reconciled already (a reconcile of it would write nothing).
+            self.queue.add(key)
 
     def _task_deleted(self, body: Body) -> None:
         meta = body["metadata"]

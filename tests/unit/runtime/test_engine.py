@@ -304,3 +304,20 @@ def test_only_job_and_cronjob_events_that_move_something_wake_the_task() -> None
         assert soon == [(KEY, CRONJOB_EVENT_DELAY)]
 
     asyncio.run(scenario())
+
+
+def test_a_task_event_already_held_wakes_nothing() -> None:
+    """Our own status write's answer is in the cache before its watch event comes back:
+    that event wakes no reconcile; a newer version does."""
+
+    async def scenario() -> None:
+        eng, _ = engine(None)
+        queued: list[tuple[str, str]] = []
+        eng.queue.add = lambda key, **_: queued.append(key)  # type: ignore[method-assign]
+        eng.task_event("MODIFIED", TASK)
+        assert queued == []
+        newer = {**TASK, "metadata": {**TASK["metadata"], "resourceVersion": "6"}}
+        eng.task_event("MODIFIED", newer)
+        assert queued == [KEY]
+
+    asyncio.run(scenario())
