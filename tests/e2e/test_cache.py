@@ -234,7 +234,7 @@ def test_what_vanished_during_a_relist_is_deleted_from_the_cache(
         finally:
             op.process.send_signal(signal.SIGCONT)
         wait_for(
-            lambda: "Restarting the watch-stream for jobs" in op.log(),
+            lambda: f"watch of jobs in {ns} expired" in op.log(),  # runtime/reflector.py
             timeout=60,
             what="the Job watch to get 410 Gone and list again",
         )

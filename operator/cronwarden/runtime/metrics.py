@@ -339,9 +339,9 @@ class TaskMetrics:
 
         self.api_requests = Counter(
             "cronwarden_api_requests",
-            "Requests this operator sent to the API server (not counting kopf's watches; "
-            "each monitor-mode watch opened counts as verb WATCH), by verb, resource and "
-            "HTTP code (0: no answer).",
+            "Requests this operator sent to the API server (not counting kopf's watches of "
+            "tasks and Events; each watch of CronJobs or Jobs opened, managed or monitored, "
+            "counts as verb WATCH), by verb, resource and HTTP code (0: no answer).",
             ["verb", "resource", "code"],
             registry=self.registry,
         )

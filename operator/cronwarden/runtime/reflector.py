@@ -182,7 +182,7 @@ class Reflector:
             if self._stop.is_set():
                 return
             if error.status == 410 and not must_list:
-                log.info("watch of %s: %s; listing again", self.name, error)
+                log.info("watch of %s expired (%s); listing again", self.name, error)
                 must_list = True
                 continue
             failures += 1
