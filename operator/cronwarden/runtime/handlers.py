@@ -67,6 +67,34 @@ class NoDiffBase(kopf.DiffBaseStorage):
         pass
 
 
+class NoProgress(kopf.ProgressStorage):
+    """kopf's record of handlers' progress, kept in each object for change handlers that
+    run in steps; cronwarden registers none (event handlers keep no progress), yet the
+    default storage cleans two copies of every event's body of it. Keeps nothing."""
+
+    def fetch(self, *, key: kopf.HandlerId, body: kopf.Body) -> kopf.ProgressRecord | None:
+        return None
+
+    def store(
+        self,
+        *,
+        key: kopf.HandlerId,
+        record: kopf.ProgressRecord,
+        body: kopf.Body,
+        patch: kopf.Patch,
+    ) -> None:
+        pass
+
+    def purge(self, *, key: kopf.HandlerId, body: kopf.Body, patch: kopf.Patch) -> None:
+        pass
+
+    def touch(self, *, body: kopf.Body, patch: kopf.Patch, value: str | None) -> None:
+        pass
+
+    def clear(self, *, essence: kopf.BodyEssence) -> kopf.BodyEssence:
+        return essence
+
+
 @kopf.on.login()
 def login(memo: kopf.Memo, **kwargs: Any) -> kopf.ConnectionInfo | None:
     """The same decision as the operator's own client (kube.in_cluster)."""
@@ -80,6 +108,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     config: Settings = memo.settings
     settings.posting.enabled = False  # Events are posted by the controller only.
     settings.persistence.diffbase_storage = NoDiffBase()
+    settings.persistence.progress_storage = NoProgress()
     if not config.clusterwide:
         # Exact namespace names need no namespace listing, which a Role-only install
         # may not do (kopf would retry it for a minute before falling back), and such
