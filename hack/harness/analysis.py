@@ -28,7 +28,10 @@ Definitions (the README's reliability section states the targets):
 - missed Late/Blocked: a slot with no Job created within the grace, and no status
   flagging it (Late or Blocked True, or lastMissedTime/lastSkippedTime at or after it)
   by grace + SETTLE after it, or SETTLE after the fault it fell into.
-An alert is "after the faults" when raised outside every [start, end + SETTLE].
+A missed alert is "after the faults" when its slot's grace ends outside every
+[start, end + SETTLE]; a false one when it is raised outside every [start, end]:
+an operator that was cut off or frozen writes its first judgements after the
+fault's end, and those must already be right (README, "Reliability", D3).
 """
 
 from __future__ import annotations
@@ -343,7 +346,7 @@ def alerts(rec: Record, fig: Figures, faults: list[Fault], grace: float, settle:
             started.get((cj, slot), float("inf")) <= slot + grace for cj in cronjobs_of[task]
         )
 
-    def during(t: float) -> bool:
+    def during(t: float, settle: float = settle) -> bool:
         return any(f.covers(t, settle) for f in faults)
 
     # False alerts: a transition to True whose slot did start in time.
@@ -355,7 +358,7 @@ def alerts(rec: Record, fig: Figures, faults: list[Fault], grace: float, settle:
                     slot = ts(snap[stamp])
                     if slot is not None and on_time(uid, slot):
                         fig.false_alerts += 1
-                        fig.false_alerts_after += not during(t)
+                        fig.false_alerts_after += not during(t, settle=0.0)
                         fig.note(
                             "false_alerts",
                             f"{snap['task']} {cond} at {t:.0f}: slot {snap[stamp]} ran in time",

@@ -19,6 +19,9 @@ from kubernetes import client
 from harness.chaosrun import ChaosRun
 from harness.setup import GROUP, PLURAL, VERSION, log, start_component, stop_component
 
+# Seconds after the minute by which the CronJob controller has started its Jobs.
+JOBS_STARTED = 6.0
+
 
 def deletable(run: ChaosRun) -> tuple[list[str], list[str], list[str]]:
     """Names of the Jobs, CronJobs and tasks that may be deleted: of the per-minute
@@ -76,12 +79,18 @@ def deletions(run: ChaosRun, jobs: int, cronjobs: int, tasks: int, spared: set[s
 
 
 def operator_freeze(run: ChaosRun, times: int) -> None:
+    """The freeze starts 2-5 s before a minute, so that the minute's slot passes
+    while the operator is frozen: the CronJob controller starts its Jobs (before
+    the API server's restart) and the slot's grace (30 s) ends before SIGCONT. The
+    continued operator must judge that slot from what is true then, not from its
+    view of before the freeze (README, "Reliability", D3)."""
     seconds = 60 if run.small else 120
     per_half: dict[str, Any] = {"jobs": 2, "cronjobs": 1, "tasks": 1}
     if not run.small:
         per_half = {"jobs": 20, "cronjobs": 10, "tasks": 5}
     for i in range(times):
-        run.wait_until(run.random_moment())
+        minute = run.next_minute(0.0)
+        run.wait_until(minute - run.rng.uniform(2, 5))
         spared: set[str] = set()
         with run.fault(f"freeze-{i + 1}"):
             frozen_at = time.time()
@@ -89,6 +98,8 @@ def operator_freeze(run: ChaosRun, times: int) -> None:
             os.kill(pid, signal.SIGSTOP)
             try:
                 run.notes += deletions(run, spared=spared, **per_half)
+                # The minute's Jobs are created meanwhile (within a second or two).
+                run.wait_until(minute + JOBS_STARTED)
                 # The restart closes the watch connections: what is deleted after it
                 # cannot sit in the frozen operator's socket buffers.
                 stop_component("kube-apiserver")

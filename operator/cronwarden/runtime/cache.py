@@ -165,6 +165,8 @@ class View:
     monitored: tuple[Body | None, list[Body]] | None = None
     # Why the API server refuses the pods of these Jobs, by Job uid (runtime/refusals.py).
     refusals: dict[str, str] = field(default_factory=dict)
+    # The engine's count of stalls when this was read (runtime/stall.py).
+    stalls: int = 0
 
 
 @dataclass

@@ -42,6 +42,11 @@ class NotActive(Exception):
     """This replica stopped being the active one: it must not write."""
 
 
+class Stale(Exception):
+    """The process stalled after this reconcile read its view (runtime/stall.py): what
+    it judged may be out of date, so its status is not written."""
+
+
 def invalid_spec_message(err: pydantic.ValidationError) -> str:
     parts = []
     for e in err.errors():
@@ -103,8 +108,10 @@ class Controller:
         active: Callable[[], bool] = lambda: True,
         excluded_namespaces: frozenset[str] = frozenset(),
         max_tasks_per_namespace: int = 0,
+        fresh: Callable[[int], bool] = lambda stalls: True,
     ) -> None:
         self.kube = kube
+        self.fresh = fresh
         self.metrics = metrics
         self.clock = clock
         self.active = active
@@ -116,9 +123,13 @@ class Controller:
         # (task resourceVersion, CronJob resourceVersion) last found in sync, per task.
         self.synced: dict[Key, tuple[str, str]] = {}
 
-    def fence(self) -> None:
+    def fence(self, view: View | None = None) -> None:
+        """Before a write: this replica is active and, before a status write, the view
+        the status was judged from is current (no stall of the process since)."""
         if not self.active():
             raise NotActive
+        if view is not None and not self.fresh(view.stalls):
+            raise Stale
 
     def reconcile(self, view: View) -> Result:
         """Reconcile one task from `view`. Raises ApiError when a write failed (the
@@ -197,7 +208,7 @@ class Controller:
         events.extend(outcome.events)
         status_changed = status != task.status
         if status_changed:
-            self.fence()
+            self.fence(view)
             result.task = self.kube.patch_task_status(
                 namespace, name, status_body(status), obj["metadata"]["resourceVersion"]
             )
@@ -254,7 +265,7 @@ class Controller:
         result = Result(wake_at=outcome.wake_at)
         unchanged = outcome.status == task.status
         if not unchanged:
-            self.fence()
+            self.fence(view)
             result.task = self.kube.patch_task_status(
                 namespace,
                 task.name,

@@ -8,7 +8,9 @@ last; the audit, the workers, the resync and the time-driven wake-ups run only
 while this replica is active, and the first reconcile of a term waits for a
 complete audit, so no task is judged before its runs are known. A reconcile reads the cache on
 the event loop, runs in a worker thread (its writes are blocking HTTP calls),
-and its answers go back into the cache.
+and its answers go back into the cache. After a stall of the process (frozen,
+starved: runtime/stall.py) reconciles wait for a complete audit again, as at the
+start of a term, so that no slot is judged from the view of before the stall.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from datetime import UTC, datetime
 from cronwarden.core.runs import run_of
 from cronwarden.runtime.audit import Audit, Pair, Plan
 from cronwarden.runtime.cache import CRONJOBS, JOBS, TASKS, Body, Cache, Key, Listing
-from cronwarden.runtime.controller import Controller, NotActive
+from cronwarden.runtime.controller import Controller, NotActive, Stale
 from cronwarden.runtime.events import EventQueue
 from cronwarden.runtime.kube import ApiError, Kube
 from cronwarden.runtime.leader import LeaderElector, LeaseConfig
@@ -32,6 +34,7 @@ from cronwarden.runtime.monitors import Monitors, reference
 from cronwarden.runtime.monitorwatch import NamespaceWatch
 from cronwarden.runtime.queue import WorkQueue
 from cronwarden.runtime.refusals import Refusals
+from cronwarden.runtime.stall import TICK_SECONDS, Stalls
 from cronwarden.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -77,10 +80,12 @@ class Engine:
                 self.start_workers,
                 self.end_term,
             )
+        self.stalls = Stalls()
         self.controller = Controller(
             kube,
             metrics,
             active=self.active,
+            fresh=self.stalls.fresh,
             excluded_namespaces=frozenset(settings.excluded_namespaces),
             max_tasks_per_namespace=settings.max_tasks_per_namespace,
         )
@@ -90,7 +95,8 @@ class Engine:
         self._workers: list[asyncio.Task[None]] = []
         self._elector_task: asyncio.Task[None] | None = None
         self.kube = kube
-        # Set once this term's first audit is complete: workers wait for it.
+        # Set once an audit is complete that began after the term's start and after the
+        # last stall: workers wait for it.
         self._audited = asyncio.Event()
         # This term's audit plan; set when a watch's relisting brings a listing forward.
         self._plan: Plan | None = None
@@ -126,12 +132,14 @@ class Engine:
         if self._workers:
             return
         self.metrics.set_active(True)
+        self.stalls.restart()
         self._workers = [
             asyncio.create_task(self.worker(), name=f"cronwarden-worker-{i}")
             for i in range(self.settings.workers)
         ]
         self._workers.append(asyncio.create_task(self.resync(), name="cronwarden-resync"))
         self._workers.append(asyncio.create_task(self.audits(), name="cronwarden-audit"))
+        self._workers.append(asyncio.create_task(self.ticks(), name="cronwarden-stalls"))
         log.info(
             "active: auditing the cache, then reconciling with %d worker(s)", self.settings.workers
         )
@@ -157,8 +165,9 @@ class Engine:
 
     async def audits(self) -> None:
         """The first audit of the term, of every listing (retried until it succeeds),
-        then each listing when the plan says (runtime/audit.py: Plan). Every task is
-        reconciled after the first."""
+        then each listing when the plan says (runtime/audit.py: Plan), and every
+        listing at once after a stall (notice_stall). Every task is reconciled after
+        the first, and after the first complete one that began after a stall."""
         loop = asyncio.get_running_loop()
         plan = self._plan = Plan(self.audit.pairs(), self.settings.audit_seconds)
         while True:
@@ -169,9 +178,11 @@ class Engine:
                     await asyncio.wait_for(self._replanned.wait(), wait)
                 continue
             pairs = plan.take(loop.time())
+            stalls = self.stalls.count
             if not await self.run_audit(pairs):
                 plan.retry(pairs, loop.time() + AUDIT_RETRY)
-            elif not self._audited.is_set():
+            elif not self._audited.is_set() and self.stalls.fresh(stalls):
+                # Every listing is due when _audited is clear, so this one was complete.
                 self._audited.set()
                 for key in list(self.cache.tasks):
                     self.queue.add(key)
@@ -179,6 +190,26 @@ class Engine:
                     "the cache holds %s",
                     ", ".join(f"{n} {kind}" for kind, n in self.cache.counts().items()),
                 )
+
+    async def ticks(self) -> None:
+        while True:
+            self.notice_stall()
+            await asyncio.sleep(TICK_SECONDS)
+
+    def notice_stall(self) -> None:
+        """Beat the stall clock; after a stall, hold reconciles back and audit every
+        listing at once (runtime/stall.py)."""
+        gap = self.stalls.beat()
+        if gap is not None:
+            log.warning(
+                "the event loop did not run for %.1fs (the process was frozen or starved): "
+                "holding reconciles until an audit of the cache is complete",
+                gap,
+            )
+            self._audited.clear()
+            if self._plan is not None:
+                self._plan.retry(self.audit.pairs(), asyncio.get_running_loop().time())
+                self._replanned.set()
 
     async def run_audit(self, pairs: list[Pair] | None = None) -> bool:
         try:
@@ -341,10 +372,13 @@ class Engine:
 
     async def worker(self) -> None:
         loop = asyncio.get_running_loop()
-        await self._audited.wait()
         while True:
             key = await self.queue.get()
             try:
+                # No reconcile before the term's first audit, nor after a stall until the
+                # audit that follows it: the view must be current before a slot is judged.
+                self.notice_stall()
+                await self._audited.wait()
                 await self.reconcile(loop, key)
             finally:
                 self.queue.done(key)
@@ -353,6 +387,7 @@ class Engine:
         namespace, name = key
         try:
             view = self.cache.view(key)
+            view.stalls = self.stalls.count
             if view.task is not None and (ref := reference(view.task)) is not None:
                 self.track(key, ref)
                 view.monitored = self.monitors.view(key)
@@ -370,6 +405,10 @@ class Engine:
                 # try again once it is (or stop when the term ends).
                 delay = self.queue.retry(key)
                 log.info("%s/%s waits for the lease renewal; retrying in %.1fs", *key, delay)
+            return
+        except Stale:
+            self.queue.add(key)  # judged again once the cache is audited
+            log.info("%s/%s was judged from a view read before a stall; again later", *key)
             return
         except ApiError as err:
             if err.status == 409:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from cronwarden.runtime.cache import View
-from cronwarden.runtime.controller import Controller
+from cronwarden.runtime.controller import Controller, Stale
 from cronwarden.runtime.kube import CREATE_ONLY, ApiError, Kube
 from cronwarden.runtime.metrics import TaskMetrics
 from tests.unit.factories import TASK_UID, task_body
@@ -178,3 +178,16 @@ def test_a_cronjob_changed_by_hand_is_restored_after_it_was_found_in_sync() -> N
     edited["spec"]["schedule"] = "* * * * *"
     controller.reconcile(View(KEY, written, edited))
     assert kube.calls[0] == "update"
+
+
+def test_a_status_judged_from_a_view_read_before_a_stall_is_not_written() -> None:
+    """runtime/stall.py: the view was read, then the process stalled; the CronJob may be
+    applied, but the status judged from that view is refused and not sent."""
+    kube = Recorder()
+    controller = Controller(kube, TaskMetrics(), clock=lambda: NOW, fresh=lambda stalls: False)  # type: ignore[arg-type]
+    with pytest.raises(Stale):
+        controller.reconcile(View(KEY, task_body(), None))
+    assert kube.calls == ["create"]
+    fresh = Controller(kube, TaskMetrics(), clock=lambda: NOW, fresh=lambda stalls: stalls == 0)  # type: ignore[arg-type]
+    fresh.reconcile(View(KEY, task_body(), None))
+    assert kube.calls[-1] == "status"
