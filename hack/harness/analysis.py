@@ -24,7 +24,12 @@ Definitions (the README's reliability section states the targets):
   that goes down, or a timestamp (lastScheduleTime, lastSuccessfulTime,
   lastFailureTime, watermark) that goes back, for one task uid.
 - false Late/Blocked: Late (Blocked) turned True although the Job for its slot
-  (lastMissedTime; lastSkippedTime) was created within the grace.
+  (lastMissedTime; lastSkippedTime) was created within the grace. Given apart, and
+  not against the target (false_alerts_unseen): a slot whose every Job was created
+  and deleted inside one fault, together with the CronJob that created it, as
+  deletions while the operator is frozen do: when it could look again, nothing in
+  the cluster showed that the slot ran (its CronJob is a new one), and a slot it
+  cannot see run must be flagged.
 - missed Late/Blocked: a slot with no Job created within the grace, and no status
   flagging it (Late or Blocked True, or lastMissedTime/lastSkippedTime at or after it)
   by grace + SETTLE after it, or SETTLE after the fault it fell into.
@@ -93,6 +98,7 @@ class Figures:
     regressions: int = 0
     false_alerts: int = 0
     false_alerts_after: int = 0
+    false_alerts_unseen: int = 0  # of all: their slot's evidence vanished in a fault
     missed_alerts: int = 0
     missed_alerts_after: int = 0
     slots: int = 0
@@ -349,6 +355,20 @@ def alerts(rec: Record, fig: Figures, faults: list[Fault], grace: float, settle:
     def during(t: float, settle: float = settle) -> bool:
         return any(f.covers(t, settle) for f in faults)
 
+    def unseen(task: str, slot: float) -> bool:
+        ours = cronjobs_of[task]
+        jobs = [j for j in rec.jobs.values() if j.scheduled == slot and j.cronjob_uid in ours]
+        for job in jobs:
+            if job.created is None or job.deleted_at is None or job.cronjob_uid is None:
+                return False
+            deleted = rec.cronjob_life.get(job.cronjob_uid, [0.0, float("inf")])[1]
+            if not any(
+                f.start - MARGIN <= job.created and max(job.deleted_at, deleted) <= f.end + LAG
+                for f in faults
+            ):
+                return False
+        return bool(jobs)
+
     # False alerts: a transition to True whose slot did start in time.
     for uid, snaps in rec.tasks.items():
         prev: dict[str, Any] = {}
@@ -358,10 +378,14 @@ def alerts(rec: Record, fig: Figures, faults: list[Fault], grace: float, settle:
                     slot = ts(snap[stamp])
                     if slot is not None and on_time(uid, slot):
                         fig.false_alerts += 1
-                        fig.false_alerts_after += not during(t, settle=0.0)
+                        hidden = unseen(uid, slot)
+                        fig.false_alerts_unseen += hidden
+                        fig.false_alerts_after += not hidden and not during(t, settle=0.0)
+                        why = " (its Jobs and CronJob vanished in a fault)" if hidden else ""
                         fig.note(
                             "false_alerts",
-                            f"{snap['task']} {cond} at {t:.0f}: slot {snap[stamp]} ran in time",
+                            f"{snap['task']} {cond} at {t:.0f}: slot {snap[stamp]} ran in time"
+                            + why,
                         )
             prev = snap
 

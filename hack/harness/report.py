@@ -304,6 +304,11 @@ def chaos_report(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         ("runs lost that only the CronJob held", lambda r: str(r["runs_lost_vanished"]), ""),
         ("phantoms at any checkpoint", lambda r: str(r["phantoms"]), ""),
         ("false Late/Blocked, all", lambda r: str(r["false_alerts"]), ""),
+        (
+            "of which their run vanished with its CronJob in a fault",
+            lambda r: str(r.get("false_alerts_unseen", "-")),
+            "",
+        ),
         ("missed Late/Blocked, all", lambda r: str(r["missed_alerts"]), ""),
         ("duplicate runs (one slot, two Jobs)", lambda r: str(r["duplicate_runs"]), ""),
         ("convergence per fault (s)", lambda r: spread(r["convergence_seconds"]), ""),

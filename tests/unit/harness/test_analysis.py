@@ -159,6 +159,43 @@ def test_late_raised_for_a_slot_that_started_in_time_is_false() -> None:
     assert (after["false_alerts"], after["false_alerts_after"]) == (1, 1)
 
 
+def test_late_for_a_slot_whose_run_vanished_with_its_cronjob_in_a_fault_is_apart() -> None:
+    """operator-freeze: the slot's Job ran while the operator was frozen, and the Job
+    and its CronJob were deleted before it was continued: the new CronJob shows no run,
+    so the operator flags the slot. That is all it can do: not against the target."""
+    records = [
+        cronjob(),
+        slot(0),
+        *run("c-1", 0),
+        job(40, "job_deleted", "c-1", 0),
+        rec(40, "cronjob_deleted", cronjob="c", uid=CJ),
+        task(65, late="True", last_missed=iso(0)),
+        end(200),
+    ]
+    freeze = [Fault("freeze", T0 - 3, T0 + 57)]
+    out = figures(records, freeze)
+    assert (out["false_alerts"], out["false_alerts_unseen"], out["false_alerts_after"]) == (
+        1,
+        1,
+        0,
+    )
+    # The CronJob still there after the fault (only the Job deleted): it held no more,
+    # but the run was the operator's to see in its Jobs before: against the target.
+    kept = figures([r for r in records if r["kind"] != "cronjob_deleted"], freeze)
+    assert (kept["false_alerts_unseen"], kept["false_alerts_after"]) == (0, 1)
+    # Deleted after the fault ended: the operator could have seen the run.
+    after = [
+        cronjob(),
+        slot(0),
+        *run("c-1", 0),
+        job(80, "job_deleted", "c-1", 0),
+        rec(80, "cronjob_deleted", cronjob="c", uid=CJ),
+        task(65, late="True", last_missed=iso(0)),
+        end(200),
+    ]
+    assert figures(after, freeze)["false_alerts_after"] == 1
+
+
 def test_a_slot_without_a_run_must_be_flagged_within_grace_and_settle() -> None:
     missed = [cronjob(), slot(0), task(1)]
     assert figures([*missed, end(200)])["missed_alerts"] == 1
