@@ -24,13 +24,14 @@ Definitions (the README's reliability section states the targets):
   that goes down, or a timestamp (lastScheduleTime, lastSuccessfulTime,
   lastFailureTime, watermark) that goes back, for one task uid.
 - false Late/Blocked: Late (Blocked) turned True although the Job for its slot
-  (lastMissedTime; lastSkippedTime) was created within the grace. Given apart, and
-  not against the target (false_alerts_unseen): a slot whose every Job was created
-  and deleted inside one fault, together with the CronJob that created it, as
-  deletions while the operator is frozen do: when it could look again, nothing in
-  the cluster showed that the slot ran (its CronJob is a new one), and a slot it
-  cannot see run must be flagged.
-- missed Late/Blocked: a slot with no Job created within the grace, and no status
+  (lastMissedTime; lastSkippedTime) was created within the grace, LAG before its
+  end at the latest (a Job created later races with the judgement at the grace's
+  end: the watch that brings it takes a moment). Given apart, not against the
+  target (false_alerts_unseen): a slot whose Jobs were created inside a fault in
+  which their CronJob was deleted: the operator counts no Job of a CronJob that is
+  gone (they are garbage), and nothing else showed it that the slot ran.
+- missed Late/Blocked: a slot with no Job created within the grace (before the
+  second in which it ends), and no status
   flagging it (Late or Blocked True, or lastMissedTime/lastSkippedTime at or after it)
   by grace + SETTLE after it, or SETTLE after the fault it fell into.
 A missed alert is "after the faults" when its slot's grace ends outside every
@@ -347,10 +348,11 @@ def alerts(rec: Record, fig: Figures, faults: list[Fault], grace: float, settle:
     for cj, task in rec.cronjob_task.items():
         cronjobs_of[task].add(cj)
 
-    def on_time(task: str, slot: float) -> bool:
-        return any(
-            started.get((cj, slot), float("inf")) <= slot + grace for cj in cronjobs_of[task]
-        )
+    def on_time(task: str, slot: float, margin: float = 0.0) -> bool:
+        # creationTimestamp has whole seconds: a Job stamped with the second in which the
+        # grace ends was created at or after its end, when the slot is judged missed.
+        deadline = slot + grace - margin
+        return any(started.get((cj, slot), float("inf")) < deadline for cj in cronjobs_of[task])
 
     def during(t: float, settle: float = settle) -> bool:
         return any(f.covers(t, settle) for f in faults)
@@ -358,14 +360,11 @@ def alerts(rec: Record, fig: Figures, faults: list[Fault], grace: float, settle:
     def unseen(task: str, slot: float) -> bool:
         ours = cronjobs_of[task]
         jobs = [j for j in rec.jobs.values() if j.scheduled == slot and j.cronjob_uid in ours]
-        for job in jobs:
-            if job.created is None or job.deleted_at is None or job.cronjob_uid is None:
+        for job in jobs:  # their CronJob's Jobs are not the task's runs any more
+            if job.created is None or job.cronjob_uid is None:
                 return False
             deleted = rec.cronjob_life.get(job.cronjob_uid, [0.0, float("inf")])[1]
-            if not any(
-                f.start - MARGIN <= job.created and max(job.deleted_at, deleted) <= f.end + LAG
-                for f in faults
-            ):
+            if not any(f.start - MARGIN <= job.created and deleted <= f.end + LAG for f in faults):
                 return False
         return bool(jobs)
 
@@ -376,7 +375,7 @@ def alerts(rec: Record, fig: Figures, faults: list[Fault], grace: float, settle:
             for cond, stamp in (("late", "last_missed"), ("blocked", "last_skipped")):
                 if snap[cond] == "True" and prev.get(cond) != "True":
                     slot = ts(snap[stamp])
-                    if slot is not None and on_time(uid, slot):
+                    if slot is not None and on_time(uid, slot, margin=LAG):
                         fig.false_alerts += 1
                         hidden = unseen(uid, slot)
                         fig.false_alerts_unseen += hidden

@@ -159,6 +159,33 @@ def test_late_raised_for_a_slot_that_started_in_time_is_false() -> None:
     assert (after["false_alerts"], after["false_alerts_after"]) == (1, 1)
 
 
+def test_a_job_created_in_the_last_second_of_the_grace_is_late() -> None:
+    """Its creationTimestamp (whole seconds) is the grace's end: it was created at or
+    after it, when the operator judged the slot missed (apiserver-restart: the CronJob
+    controller came back and created the slot's Jobs 0.2 s after the grace ended)."""
+    records = [
+        cronjob(),
+        slot(0),
+        task(-50),
+        job(GRACE + 0.2, "job_created", "c-1", 0) | {"created": iso(GRACE)},
+        task(GRACE + 0.1, late="True", last_missed=iso(0)),
+        end(200),
+    ]
+    out = figures(records)
+    assert (out["false_alerts"], out["slots_missed"], out["missed_alerts"]) == (0, 1, 0)
+
+
+def test_a_job_created_within_lag_of_the_grace_end_races_with_the_judgement() -> None:
+    """Created 0.1 s before the grace ended, and judged missed at its end before the
+    watch brought it (apiserver-restart): not a false alert; and on time, so a slot
+    that needed no flag."""
+    created = job(GRACE - 0.1, "job_created", "c-1", 0) | {"created": iso(GRACE - 1)}
+    base = [cronjob(), slot(0), task(-50), created]
+    flagged = figures([*base, task(GRACE + 1, late="True", last_missed=iso(0)), end(200)])
+    assert (flagged["false_alerts"], flagged["missed_alerts"]) == (0, 0)
+    assert figures([*base, end(200)])["missed_alerts"] == 0
+
+
 def test_late_for_a_slot_whose_run_vanished_with_its_cronjob_in_a_fault_is_apart() -> None:
     """operator-freeze: the slot's Job ran while the operator was frozen, and the Job
     and its CronJob were deleted before it was continued: the new CronJob shows no run,
@@ -179,10 +206,14 @@ def test_late_for_a_slot_whose_run_vanished_with_its_cronjob_in_a_fault_is_apart
         1,
         0,
     )
-    # The CronJob still there after the fault (only the Job deleted): it held no more,
-    # but the run was the operator's to see in its Jobs before: against the target.
+    # The CronJob still there after the fault (only the Job deleted): its
+    # lastScheduleTime says the slot ran: against the target.
     kept = figures([r for r in records if r["kind"] != "cronjob_deleted"], freeze)
     assert (kept["false_alerts_unseen"], kept["false_alerts_after"]) == (0, 1)
+    # The Job outlives the fault (its garbage collection takes a moment): a Job of a
+    # CronJob that is gone is not the task's run, so it is the same.
+    gc = figures([r for r in records if r["kind"] != "job_deleted"], freeze)
+    assert (gc["false_alerts_unseen"], gc["false_alerts_after"]) == (1, 0)
     # Deleted after the fault ended: the operator could have seen the run.
     after = [
         cronjob(),
