@@ -28,7 +28,7 @@ LIST_CHUNK_SIZE = 500
 # Delays (s) between kopf's retries of a failed watch or list request (kopf's own
 # default, 1 ... 21 s, left the operator blind for up to 21 s after the API server
 # came back), each with +-RETRY_JITTER so that watches do not retry in step. After
-# the last, kopf starts the watch again (and this sequence with it).
+# the last, it repeats (runtime/handlers.RetryBackoffs).
 API_RETRY_BACKOFFS = (0.5, 1.0, 2.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0)
 API_RETRY_JITTER = 0.2
 # 0: no limit on ScheduledTasks per namespace (the chart sets one).

@@ -13,6 +13,7 @@ besides the status the controller computes.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import random
 from collections.abc import Iterator
@@ -39,16 +40,20 @@ log = logging.getLogger(__name__)
 
 class RetryBackoffs:
     """kopf's `error_backoffs`: the delays between retries of one request, capped
-    and jittered (a fresh draw for each request that fails)."""
+    and jittered (a fresh draw for each request that fails), and without end: the
+    last delay repeats. kopf gives a request up after its last delay, and a watch
+    request given up on a 5xx or a 403 ends kopf's watcher, which stops the
+    operator: a restarted API server answers 503 until it has installed its paths,
+    for longer than ten delays (25 s) on a loaded machine (README, D4). kopf's
+    requests are only its watches and lists (it posts and patches nothing here), so
+    they are tried again every 3 s or so until the API server answers them."""
 
     def __init__(self, delays: tuple[float, ...], jitter: float) -> None:
         self.delays, self.jitter = delays, jitter
 
-    def __len__(self) -> int:
-        return len(self.delays)
-
     def __iter__(self) -> Iterator[float]:
-        return (d * random.uniform(1 - self.jitter, 1 + self.jitter) for d in self.delays)
+        delays = itertools.chain(self.delays, itertools.repeat(self.delays[-1]))
+        return (d * random.uniform(1 - self.jitter, 1 + self.jitter) for d in delays)
 
 
 class NoDiffBase(kopf.DiffBaseStorage):

@@ -12,13 +12,24 @@ from cronwarden.settings import API_RETRY_BACKOFFS, API_RETRY_JITTER
 
 def test_the_delays_are_capped_and_jittered() -> None:
     backoffs = RetryBackoffs(API_RETRY_BACKOFFS, API_RETRY_JITTER)
-    assert len(backoffs) == len(API_RETRY_BACKOFFS)
-    draws = [list(backoffs) for _ in range(50)]  # kopf iterates once per failed request
+    # kopf iterates once per failed request
+    draws = [list(itertools.islice(backoffs, len(API_RETRY_BACKOFFS))) for _ in range(50)]
     for draw in draws:
         assert len(draw) == len(API_RETRY_BACKOFFS)
         for got, base in zip(draw, API_RETRY_BACKOFFS, strict=True):
             assert base * (1 - API_RETRY_JITTER) <= got <= base * (1 + API_RETRY_JITTER)
     assert max(itertools.chain(*draws)) <= 3.0 * (1 + API_RETRY_JITTER)
     assert len({draw[-1] for draw in draws}) > 1  # not in step
-    # Before escalating to kopf's watcher, which starts the watch again.
     assert 20 <= sum(API_RETRY_BACKOFFS) <= 30
+
+
+def test_the_retries_never_end() -> None:
+    """kopf escalates a request after its last delay, and a watch request escalated on
+    a 503 (a restarted API server installing its paths) or a 403 stopped the operator
+    (README, D4): the last delay repeats, and kopf shows no count of attempts."""
+    backoffs = RetryBackoffs(API_RETRY_BACKOFFS, API_RETRY_JITTER)
+    later = list(itertools.islice(backoffs, 1000))[len(API_RETRY_BACKOFFS) :]
+    assert len(later) == 1000 - len(API_RETRY_BACKOFFS)
+    last = API_RETRY_BACKOFFS[-1]
+    assert all(last * (1 - API_RETRY_JITTER) <= d <= last * (1 + API_RETRY_JITTER) for d in later)
+    assert not hasattr(backoffs, "__len__")
