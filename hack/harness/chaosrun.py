@@ -23,6 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import urllib3
 from kubernetes import client, config
 
 from harness.accounts import Accounts
@@ -202,6 +203,13 @@ class ChaosRun:
                         created = self.created_since(name, start)
                     continue
                 self.notes.append(f"{name}: {err.status} {err.reason} right after the fault")
+                time.sleep(0.2)
+                continue
+            except urllib3.exceptions.HTTPError as err:
+                # No answer within the timeout: etcd was back and /readyz answered, but the
+                # create waited on storage (etcd-restart). It may have been made: the next
+                # try's 409 says so.
+                self.notes.append(f"{name}: {type(err).__name__} right after the fault")
                 time.sleep(0.2)
                 continue
             conds = (got.get("status") or {}).get("conditions") or []
