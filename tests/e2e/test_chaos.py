@@ -70,16 +70,23 @@ def test_operator_kill_and_hand_edits(kubeconfig: Path, crd: str) -> None:
 
 
 @pytest.mark.disruptive
-def test_control_plane_faults(kubeconfig: Path, crd: str) -> None:
+def test_control_plane_faults_and_a_frozen_operator(kubeconfig: Path, crd: str) -> None:
     """On one set-up, one after another: kube-apiserver stopped for 20 s; etcd
-    stopped for 20 s; kube-controller-manager down for 75 s. The targets hold after
-    each; the recorder noticed its own watches break; a task created right after
-    each restart became Ready (the blind window is measured, README D2); and
-    kube-controller-manager's outage missed slots that were all flagged.
-    (operator-freeze is not here: it misses its targets, README "Reliability".)"""
-    result = chaos(["apiserver-restart", "etcd-restart", "controller-manager-down"], kubeconfig)
-    assert faults(result) == ["apiserver-1", "etcd-1", "kcm-down-1"]
+    stopped for 20 s; the operator frozen (SIGSTOP) for a minute from just before a
+    minute's slot, while Jobs, CronJobs and tasks are deleted and the API server
+    restarts, then continued; kube-controller-manager down for 75 s. The targets hold
+    after each (no false Late from the continued operator's first judgements, README
+    D3); the recorder noticed its own watches break; a task created right after each
+    restart and after the freeze became Ready (the blind window is measured, README
+    D2); and kube-controller-manager's outage missed slots that were all flagged."""
+    result = chaos(
+        ["apiserver-restart", "etcd-restart", "operator-freeze", "controller-manager-down"],
+        kubeconfig,
+    )
+    assert faults(result) == ["apiserver-1", "etcd-1", "freeze-1", "kcm-down-1"]
     assert result["recorder_gaps"] > 0
     probes = result["blind_windows"]
-    assert [p["ready_seconds"] is not None for p in probes] == [True] * 2  # type: ignore[index]
+    assert [p["ready_seconds"] is not None for p in probes] == [True] * 3  # type: ignore[index]
     assert result["slots_missed"] > 0
+    notes = " ".join(str(n) for n in result["notes"])  # type: ignore[attr-defined]
+    assert notes.count("while frozen: deleted") == 2, notes
