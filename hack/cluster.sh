@@ -280,12 +280,14 @@ stop_component() {
   if alive "$pid"; then
     tr '\0' '\n' <"/proc/$pid/cmdline" >"$state/$1.cmdline"
     readlink "/proc/$pid/cwd" >"$state/$1.cwd"
-    kill "$pid"
+    # It may exit on its own in between (kube-controller-manager after losing its
+    # leader election during an API server outage, before the supervisor restarts it).
+    kill "$pid" 2>/dev/null || true
     # kube-apiserver drains open watches for up to a minute, keeping its port.
     for _ in $(seq 1 $((grace * 10))); do alive "$pid" || break; sleep 0.1; done
     if alive "$pid"; then
       echo "cluster: $1 still runs after ${grace}s; killing it"
-      kill -KILL "$pid"
+      kill -KILL "$pid" 2>/dev/null || true
       while alive "$pid"; do sleep 0.1; done
     fi
   fi
