@@ -88,5 +88,5 @@ def test_control_plane_faults_and_a_frozen_operator(kubeconfig: Path, crd: str) 
     probes = result["blind_windows"]
     assert [p["ready_seconds"] is not None for p in probes] == [True] * 3  # type: ignore[index]
     assert result["slots_missed"] > 0
-    notes = " ".join(str(n) for n in result["notes"])  # type: ignore[attr-defined]
-    assert notes.count("while frozen: deleted") == 2, notes
+    deleted = [n for n in result["notes"] if str(n).startswith("deleted ")]  # type: ignore[attr-defined]
+    assert len(deleted) == 2, result["notes"]  # before and after the API server's restart
