@@ -36,9 +36,18 @@ from tests.e2e.support import (
 STARTED_MARKER = STATE_DIR / "cluster-started-by-tests"
 
 
+def expected_seconds(item: pytest.Item) -> float:
+    marker = item.get_closest_marker("long")
+    return float(marker.args[0]) if marker else 0.0
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         item.add_marker(pytest.mark.e2e)
+    # The longest tests first: pytest-xdist hands tests out in this order, so the
+    # concurrent phase is not left waiting for a ten-minute test that started last.
+    # sort is stable, and every worker collects the same order.
+    items.sort(key=expected_seconds, reverse=True)
 
 
 def _start_cluster() -> Path:

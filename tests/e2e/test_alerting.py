@@ -424,6 +424,7 @@ def test_missed_run_pages_the_owner_and_resolves(
     record_property("duration_seconds", round(elapsed))
 
 
+@pytest.mark.long(150)
 def test_a_hung_run_pages_blocked_and_resolves_when_it_ends(
     stack: Stack, record_property: pytest.RecordProperty
 ) -> None:

@@ -9,9 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.support import ROOT
 
 
+@pytest.mark.long(65)
 def test_bench_runs_every_phase_at_a_small_n(kubeconfig: Path, crd: str, tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     proc = subprocess.run(

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from tests.e2e.support import Cluster, Operator, condition_of, wait_for
 from tests.e2e.test_detection import parse_time, sample
 from tests.e2e.test_scheduledtask import RUN_TIMEOUT, every_minute, hung
@@ -12,6 +14,7 @@ from tests.e2e.test_scheduledtask import RUN_TIMEOUT, every_minute, hung
 GRACE = 10
 
 
+@pytest.mark.long(90)
 def test_a_run_pending_forever_makes_the_task_blocked(cluster: Cluster, operator: Operator) -> None:
     """Forbid (the default) skips every slot while the first run is Pending; without any
     optional field the task says so: Blocked, a Warning Event, metrics."""
@@ -61,6 +64,7 @@ def test_a_run_pending_forever_makes_the_task_blocked(cluster: Cluster, operator
     )
 
 
+@pytest.mark.long(110)
 def test_a_schedule_edit_never_judges_slots_before_the_edit(cluster: Cluster) -> None:
     """A task that ran once a year becomes a per-minute task: the minute slots between
     its creation and the edit were never the schedule, so none is missed."""

@@ -54,6 +54,7 @@ def faults(result: dict[str, object]) -> list[str]:
     return [str(f["name"]) for f in result["fault_windows"]]  # type: ignore[attr-defined]
 
 
+@pytest.mark.long(330)
 def test_operator_kill_and_hand_edits(kubeconfig: Path, crd: str) -> None:
     """kill -9 of the operator just after the minute's runs finished, restarted; then
     a burst of hand edits (managed-by labels stripped, CronJobs' schedule or suspend
@@ -67,6 +68,44 @@ def test_operator_kill_and_hand_edits(kubeconfig: Path, crd: str) -> None:
     edits = " ".join(str(n) for n in result["notes"])  # type: ignore[attr-defined]
     for what in ("stripped", "schedule", "suspended", "deleted CronJob", "deleted Job"):
         assert what in edits, edits
+
+
+@pytest.mark.long(300)
+def test_throttling(kubeconfig: Path, crd: str) -> None:
+    """The operator as its own ServiceAccount, squeezed by priority and fairness to one
+    request at a time for 60 s under churn, across a minute's runs: the API server
+    refused some of its requests (its audit log and APF's own counter), the operator
+    sent none of them again sooner than the Retry-After, logged no traceback, lost
+    nothing and converged within 30 s of the squeeze's end. Its FlowSchema matches
+    that ServiceAccount only, so the test runs beside the others."""
+    result = chaos(["throttling"], kubeconfig)
+    seen = result["throttle"]
+    assert isinstance(seen, dict)
+    assert seen["rejected_429"] > 0, "the squeeze refused nothing"
+    assert result["apf_rejected_requests"] > 0  # APF's own count agrees
+    assert seen["retries_after_429"] > 0, "no refused request was sent again"
+    assert seen["retries_sooner_than_retry_after"] == 0, seen["retry_examples_sooner"]
+    assert result["operator_tracebacks"] == 0
+    assert result["runs_finished"] > 0
+
+
+@pytest.mark.long(470)
+def test_leader_election(kubeconfig: Path, crd: str) -> None:
+    """Two replicas, each its own ServiceAccount; the leader killed once, then the new
+    leader frozen past its Lease and continued: no replica wrote without the Lease
+    (the API server's audit log against the Lease terms the recorder saw), and each
+    time another replica took over and wrote."""
+    result = chaos(["leader-election"], kubeconfig)
+    assert result["writes_outside_lease"] == 0
+    election = result["election"]
+    assert isinstance(election, dict)
+    assert election["writes_audited"] > 0
+    assert len(election["terms"]) >= 3  # the first leader's, and one after each fault
+    kill, freeze = election["failovers"]
+    for failover in (kill, freeze):
+        assert failover["new_leader"] is not None, failover
+        assert failover["first_write_seconds"] is not None, failover
+    assert result["operator_tracebacks"] == 0
 
 
 @pytest.mark.disruptive

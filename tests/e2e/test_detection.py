@@ -154,6 +154,7 @@ def test_failing_task_and_its_metrics(cluster: Cluster, operator: Operator) -> N
     )
 
 
+@pytest.mark.long(60)
 def test_metrics_are_recomputed_after_a_restart(
     cluster: Cluster, operator: Operator, kubeconfig: Path
 ) -> None:

@@ -9,6 +9,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.support import (
@@ -28,6 +29,7 @@ def when(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC) if value else None
 
 
+@pytest.mark.long(300)
 def test_runs_are_recorded_even_when_jobs_vanish_and_across_downtime(
     kubectl: Kubectl, solo_namespace: str, kubeconfig: Path, crd: str
 ) -> None:
