@@ -20,7 +20,7 @@ from tests.e2e.support import (
     wait_for,
     watching,
 )
-from tests.e2e.test_scheduledtask import RUN_TIMEOUT, every_minute, hung
+from tests.e2e.test_scheduledtask import RUN_TIMEOUT, every_minute, hung, monitoring
 
 GRACE = 10
 
@@ -47,17 +47,27 @@ def component(action: str, name: str) -> None:
 def test_missed_runs_while_the_controller_manager_is_down(
     cluster: Cluster, operator: Operator, record_property: pytest.RecordProperty
 ) -> None:
+    """One outage of kube-controller-manager for three tasks: a managed one whose slot
+    is missed (Late), one whose run hangs (Blocked), and one that monitors a CronJob
+    made with kubectl (Late from the CronJob it watches, never writing it)."""
     ns = cluster.namespace
     cluster.apply(every_minute("pulse", missedRunGraceSeconds=GRACE))
     # A second task whose run hangs (its pod can never be scheduled): when the
     # controller manager dies, its run is in flight and it must go Blocked.
     cluster.apply(hung("stuck", missedRunGraceSeconds=GRACE))
-    cluster.wait_task(
-        "pulse",
-        lambda t: t.get("status", {}).get("succeeded", 0) >= 1 and not t["status"].get("active"),
-        timeout=RUN_TIMEOUT,
-        what="a first successful run, and none in flight",
+    cluster.kubectl(
+        "-n", ns, "create", "cronjob", "vendor-tick", "--image=busybox:1.37", "--schedule=* * * * *"
     )
+    cluster.apply(monitoring("watch-tick", "vendor-tick", missedRunGraceSeconds=GRACE))
+    for name in ("pulse", "watch-tick"):
+        cluster.wait_task(
+            name,
+            lambda t: (
+                (t.get("status") or {}).get("succeeded", 0) >= 1 and not t["status"].get("active")
+            ),
+            timeout=RUN_TIMEOUT + 20,
+            what=f"{name}: a first successful run, and none in flight",
+        )
     cluster.wait_task(
         "stuck",
         lambda t: bool(t.get("status", {}).get("active")),
@@ -100,6 +110,13 @@ def test_missed_runs_while_the_controller_manager_is_down(
         assert sample(metrics, "cronwarden_task_last_missed_timestamp_seconds", ns, "pulse") == (
             missed.timestamp()
         )
+        monitored = cluster.wait_task(
+            "watch-tick",
+            lambda t: (condition_of(t, "Late") or {}).get("status") == "True",
+            timeout=60 + GRACE + 30,
+            what="the monitoring task Late while kube-controller-manager is down",
+        )
+        assert monitored["status"]["missedRuns"] >= 1
     finally:
         component("start-component", "kube-controller-manager")
 
@@ -112,6 +129,11 @@ def test_missed_runs_while_the_controller_manager_is_down(
     )
     assert parse_time(recovered["status"]["lastScheduleTime"]) >= missed
     assert sample(operator.metrics(), "cronwarden_task_late", ns, "pulse") == 0
+    wait_for(
+        lambda: (condition_of(cluster.task("watch-tick"), "Late") or {}).get("status") == "False",
+        timeout=RUN_TIMEOUT + 30,
+        what="the monitoring task's Late to clear after the controller is back",
+    )
 
 
 def test_failing_task_and_its_metrics(cluster: Cluster, operator: Operator) -> None:

@@ -64,7 +64,7 @@ from tests.e2e.support import (
     wait_for,
     worker_id,
 )
-from tests.e2e.test_monitor import monitoring
+from tests.e2e.test_scheduledtask import monitoring
 
 CHART = ROOT / "helm" / "cronwarden"
 TESTDATA = Path(__file__).parent / "testdata"

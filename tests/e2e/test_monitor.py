@@ -8,22 +8,11 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-import pytest
-
-from tests.e2e.support import Cluster, Operator, condition_of, wait_for
-from tests.e2e.test_detection import component, sample
-from tests.e2e.test_scheduledtask import FAIL_LABEL, RUN_TIMEOUT
+from tests.e2e.support import Cluster, Operator, condition_of
+from tests.e2e.test_detection import sample
+from tests.e2e.test_scheduledtask import FAIL_LABEL, RUN_TIMEOUT, monitoring
 
 GRACE = 10
-
-
-def monitoring(name: str, cronjob: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "cronwarden.io/v1alpha1",
-        "kind": "ScheduledTask",
-        "metadata": {"name": name},
-        "spec": {"cronJobRef": {"name": cronjob}, "owner": "team-vendor", **spec},
-    }
 
 
 def failing_cronjob(name: str) -> dict[str, Any]:
@@ -176,38 +165,3 @@ def test_runs_whose_jobs_are_deleted_as_they_finish_are_counted(cluster: Cluster
     assert task["status"]["consecutiveFailures"] == len(runs)
     assert not task["status"].get("active")
     assert "RunFailed" in cluster.event_reasons("watch-rare")
-
-
-@pytest.mark.disruptive
-def test_a_monitored_cronjob_misses_runs_while_the_controller_is_down(
-    cluster: Cluster, operator: Operator
-) -> None:
-    ns = cluster.namespace
-    cluster.kubectl(
-        "-n", ns, "create", "cronjob", "vendor-tick", "--image=busybox:1.37", "--schedule=* * * * *"
-    )
-    cluster.apply(monitoring("watch-tick", "vendor-tick", missedRunGraceSeconds=GRACE))
-    cluster.wait_task(
-        "watch-tick",
-        lambda t: (
-            (t.get("status") or {}).get("succeeded", 0) >= 1 and not t["status"].get("active")
-        ),
-        timeout=RUN_TIMEOUT + 20,
-        what="a successful run, none in flight",
-    )
-    component("stop-component", "kube-controller-manager")
-    try:
-        late = cluster.wait_task(
-            "watch-tick",
-            lambda t: (condition_of(t, "Late") or {}).get("status") == "True",
-            timeout=60 + GRACE + 30,
-            what="Late while kube-controller-manager is down",
-        )
-        assert late["status"]["missedRuns"] >= 1
-    finally:
-        component("start-component", "kube-controller-manager")
-    wait_for(
-        lambda: (condition_of(cluster.task("watch-tick"), "Late") or {}).get("status") == "False",
-        timeout=RUN_TIMEOUT + 30,
-        what="Late to clear after the controller is back",
-    )

@@ -15,8 +15,8 @@ from pathlib import Path
 import yaml
 
 from tests.e2e.support import ROOT, Cluster, condition_of, wait_for
-from tests.e2e.test_monitor import monitoring
 from tests.e2e.test_ownership import NEVER_SOON, job_done, quiet
+from tests.e2e.test_scheduledtask import monitoring
 
 # The console script installed next to this interpreter (pip install -e . makes it).
 PLUGIN = Path(sys.executable).parent / "kubectl-cronwarden"

@@ -37,6 +37,15 @@ def every_minute(name: str, *, fail: bool = False, **spec: Any) -> dict[str, Any
     return task
 
 
+def monitoring(name: str, cronjob: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "cronwarden.io/v1alpha1",
+        "kind": "ScheduledTask",
+        "metadata": {"name": name},
+        "spec": {"cronJobRef": {"name": cronjob}, "owner": "team-vendor", **spec},
+    }
+
+
 def hung(name: str, **spec: Any) -> dict[str, Any]:
     """A per-minute task whose pods never start: no node has the label it selects."""
     task = every_minute(name, **spec)
