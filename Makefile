@@ -113,7 +113,7 @@ test-chart: install tools ## Render and check the Helm chart with the pinned hel
 
 .PHONY: test-e2e
 test-e2e: install tools ## Run the end-to-end tests on the local control plane (started if needed).
-	$(PY) -m pytest tests/e2e -n $(E2E_WORKERS) -m "not disruptive"
+	$(PY) -m pytest tests/e2e -n $(E2E_WORKERS) --maxschedchunk 1 -m "not disruptive"
 	$(PY) -m pytest tests/e2e -m disruptive
 
 ##@ Tools and local control plane

@@ -44,10 +44,20 @@ def expected_seconds(item: pytest.Item) -> float:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         item.add_marker(pytest.mark.e2e)
-    # The longest tests first: pytest-xdist hands tests out in this order, so the
-    # concurrent phase is not left waiting for a ten-minute test that started last.
-    # sort is stable, and every worker collects the same order.
-    items.sort(key=expected_seconds, reverse=True)
+    # The long tests first, so that the concurrent phase is not left waiting for a
+    # ten-minute test that started last. pytest-xdist (`--maxschedchunk 1`, as `make
+    # test-e2e` runs it) gives each worker the next two tests, then one at a time
+    # as it finishes one: the longest are paired with the shortest of the long ones
+    # so that no worker starts with two of the longest. Every worker collects the
+    # same order (the sorts are stable).
+    long = sorted((i for i in items if expected_seconds(i)), key=expected_seconds, reverse=True)
+    rest = [i for i in items if not expected_seconds(i)]
+    paired = [
+        item
+        for first, last in zip(long[: (len(long) + 1) // 2], reversed(long), strict=False)
+        for item in ((first,) if first is last else (first, last))
+    ]
+    items[:] = paired + rest
 
 
 def _start_cluster() -> Path:
