@@ -8,9 +8,8 @@ the test (runtime/kube.Watch's interface)."""
 from __future__ import annotations
 
 import asyncio
-import queue
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -19,6 +18,7 @@ from cronwarden import settings
 from cronwarden.runtime import reflector
 from cronwarden.runtime.kube import CRONJOBS, JOBS, ApiError, Kube
 from cronwarden.runtime.reflector import Handoff, Reflector
+from tests.unit.runtime.test_monitorwatch import FakeWatch
 
 Event = tuple[str, dict[str, Any]]
 MANAGED = "app.kubernetes.io/managed-by=cronwarden"
@@ -26,20 +26,6 @@ MANAGED = "app.kubernetes.io/managed-by=cronwarden"
 
 def obj(name: str, rv: str) -> dict[str, Any]:
     return {"metadata": {"name": name, "namespace": "ns", "resourceVersion": rv}}
-
-
-class FakeWatch:
-    def __init__(self) -> None:
-        self.feed: queue.Queue[Event | ApiError | None] = queue.Queue()
-
-    def events(self) -> Iterator[Event]:
-        while (item := self.feed.get()) is not None:
-            if isinstance(item, ApiError):
-                raise item
-            yield item
-
-    def close(self) -> None:
-        self.feed.put(None)
 
 
 class FakeKube:
