@@ -28,6 +28,7 @@ from kubernetes import client, config
 
 from harness.accounts import Accounts
 from harness.analysis import SETTLE, Fault, analyse
+from harness.convergence import convergence_figures
 from harness.load import GRACE_SECONDS, apply_chunked, chaos_task, chaos_tasks
 from harness.measure import proc_memory
 from harness.setup import (
@@ -275,9 +276,10 @@ class ChaosRun:
         self.convergence.append(self.wait_converged(end, CONVERGE_DEADLINE))
         took = self.convergence[-1]
         if took is None:
-            log(f"not converged {CONVERGE_DEADLINE:.0f}s after the fault: {self.converged()[1]}")
+            why = self.converged()[1]
+            log(f"live check failing {CONVERGE_DEADLINE:.0f}s after the fault: {why}")
         else:
-            log(f"converged {took:.1f}s after the fault ended")
+            log(f"live check passed {took:.1f}s after the fault ended")
         self.wait_until(end + SETTLE + 2)
 
     def wait_converged(self, since: float, deadline: float) -> float | None:
@@ -381,7 +383,6 @@ class ChaosRun:
         records = [json.loads(line) for line in self.record_text().splitlines() if line.strip()]
         figures = analyse(records, self.faults, GRACE_SECONDS, until=stopped)
         tracebacks = sum(s["tracebacks"] for s in logs.values())
-        done = [c for c in self.convergence if c is not None]
         return {
             "scenario": self.scenario,
             "faults": len(self.faults),
@@ -389,9 +390,9 @@ class ChaosRun:
                 {"name": f.name, "start": f.start, "end": f.end, "seconds": f.end - f.start}
                 for f in self.faults
             ],
-            "convergence_seconds": self.convergence,
-            "convergence_max_seconds": max(done) if done else None,
-            "not_converged": sum(1 for c in self.convergence if c is None),
+            # The pace of the scenario, not a figure (harness/convergence.py says why).
+            "live_convergence_seconds": self.convergence,
+            **convergence_figures(records, [f.end for f in self.faults], until=stopped),
             "crashes": self.crashes,
             "restarts": self.restarts,
             "operator_tracebacks": tracebacks,

@@ -79,6 +79,8 @@ def task_summary(obj: dict[str, Any]) -> Summary:
         "task": obj["metadata"]["name"],
         "uid": obj["metadata"]["uid"],
         "generation": obj["metadata"].get("generation"),
+        "schedule": (obj.get("spec") or {}).get("schedule"),
+        "suspend": bool((obj.get("spec") or {}).get("suspend")),
         "observed": status.get("observedGeneration"),
         "ready": condition(obj, "Ready"),
         "late": condition(obj, "Late"),
