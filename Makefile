@@ -187,7 +187,7 @@ bench: install tools ## Benchmark N tasks: convergence vs plain CronJobs, RSS, C
 	$(PY) hack/bench.py --tasks $(N) $(BENCH_ARGS)
 
 .PHONY: bench-shards
-bench-shards: install tools ## Benchmark 1 shard against 2: convergence of N tasks, CPU and RSS per replica, failover.
+bench-shards: install tools ## Benchmark 1 shard against 2: convergence of N tasks, CPU and RSS per replica, failover (BENCH_ARGS="--burst N": the midnight burst).
 	$(PY) hack/shardbench.py --tasks $(N) $(BENCH_ARGS)
 
 .PHONY: bench-monitor

@@ -294,7 +294,7 @@ def main_burst(args: argparse.Namespace, commit: str) -> int:
         )
         log(f"operator pid {op.pid} live (log {op_log}); burst: {args.burst} tasks")
         r["burst"] = phase_burst(
-            kc, op, args.burst, args.chunk, args.burst_lead, args.phase_timeout
+            kc, {"operator": op}, args.burst, args.chunk, args.burst_lead, args.phase_timeout
         )
         r["errors"] += r["burst"]["errors"]
         r["meta"]["loadavg_end"] = os.getloadavg()

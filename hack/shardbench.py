@@ -14,7 +14,17 @@
             time until the standby holds the Lease, and until it exports the
             series of every task of that shard (it has reconciled them all).
 
-Results are printed and written as JSON (.state/bench/bench-shards-N.json).
+--burst N measures the midnight burst instead (harness/burst.py, as `make bench
+BENCH_ARGS="--burst N"` does for one replica): 1 shard (leader and warm standby)
+on set a, then 2 shards (two holders and a cold standby) on set b, each with N
+tasks spread over its namespaces and all due in one minute. Per run: when the
+CronJob controller created the last Job, when the last status named its run, the
+lag from each Job's completion to its status (p50, p99, max), and each replica's
+CPU over the burst and peak RSS. The first run's tasks stay while the second runs
+(deleting them would load the control plane during the second burst).
+
+Results are printed and written as JSON (.state/bench/bench-shards-N.json, or
+bench-shards-burst-N.json).
 """
 
 from __future__ import annotations
@@ -31,6 +41,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
 
+from harness.burst import TARGET_CPU_PER_RUN, TARGET_P99_LAG, default_lead, phase_burst
 from harness.load import NEVER, apply_chunked, task
 from harness.measure import (
     CRONJOBS,
@@ -56,6 +67,10 @@ from harness.setup import (
 )
 
 from cronwarden.core.sharding import lease_name, shard_of
+
+
+class Done(Exception):
+    """The chosen runs are over."""
 
 
 def names(prefix: str, k: int, shards: int) -> list[str]:
@@ -87,6 +102,34 @@ def holder(kc: Path, ns: str, lease: str) -> str:
     return str(spec.get("holderIdentity") or "").split("_")[0]
 
 
+def start_replicas(
+    kc: Path, namespaces: list[str], shards: int, pods: list[str], tag: str
+) -> dict[str, Operator]:
+    """One operator process per pod name, all started at once as in a Deployment's
+    rollout: leader election for one shard, --shards for more; Leases in the first
+    namespace."""
+    args = [f"--leader-election-namespace={namespaces[0]}", "--workers=8"]
+    args += [f"--shards={shards}"] if shards > 1 else ["--leader-election"]
+
+    def launch(pod: str) -> Operator:
+        return Operator(
+            ROOT,
+            kc,
+            STATE_DIR / "logs" / f"bench-{tag}-{pod}.log",
+            resync=300,
+            namespaces=namespaces,
+            extra_args=args,
+            env={"POD_NAME": pod},
+        )
+
+    with ThreadPoolExecutor(len(pods)) as pool:
+        return dict(zip(pods, pool.map(launch, pods), strict=True))
+
+
+def leases_of(shards: int) -> list[str]:
+    return [lease_name("cronwarden", s) for s in range(shards)] if shards > 1 else ["cronwarden"]
+
+
 def run(
     kc: Path,
     namespaces: list[str],
@@ -104,24 +147,8 @@ def run(
     ]
     start_watchers(watchers, time.monotonic() + 120)
     lease_ns = namespaces[0]
-    args = [f"--leader-election-namespace={lease_ns}", "--workers=8"]
-    args += [f"--shards={shards}"] if shards > 1 else ["--leader-election"]
-    started = time.monotonic()
-
-    def launch(pod: str) -> Operator:
-        return Operator(
-            ROOT,
-            kc,
-            STATE_DIR / "logs" / f"bench-{tag}-{pod}.log",
-            resync=300,
-            namespaces=namespaces,
-            extra_args=args,
-            env={"POD_NAME": pod},
-        )
-
-    # All at once: the clock runs from here, as in a Deployment's rollout.
-    with ThreadPoolExecutor(len(pods)) as pool:
-        ops = dict(zip(pods, pool.map(launch, pods), strict=True))
+    started = time.monotonic()  # the clock runs from the replicas' start
+    ops = start_replicas(kc, namespaces, shards, pods, tag)
     r: dict[str, Any] = {"shards": shards, "replicas": len(pods), "tasks": n}
     try:
         deadline = started + timeout
@@ -130,9 +157,7 @@ def run(
                 raise BenchError(f"{tag}: {len(conv.both)} of {n} converged in {timeout:.0f}s")
         r["convergence_seconds"] = time.monotonic() - started
         log(f"{tag}: {n} tasks converged {r['convergence_seconds']:.1f}s after the start")
-        leases = (
-            [lease_name("cronwarden", s) for s in range(shards)] if shards > 1 else ["cronwarden"]
-        )
+        leases = leases_of(shards)
         held = {lease: holder(kc, lease_ns, lease) for lease in leases}
         r["replica"] = {
             pod: {
@@ -186,7 +211,66 @@ def failover(
     return out
 
 
+def burst_run(
+    kc: Path, namespaces: list[str], shards: int, pods: list[str], args: argparse.Namespace
+) -> dict[str, Any]:
+    """The midnight burst of args.burst tasks over `namespaces`, on `shards` shards."""
+    tag = f"{shards}shard-burst"
+    ops = start_replicas(kc, namespaces, shards, pods, tag)
+    try:
+        r = phase_burst(
+            kc, ops, args.burst, args.chunk, args.burst_lead, args.timeout, namespaces=namespaces
+        )
+        held = {lease: holder(kc, namespaces[0], lease) for lease in leases_of(shards)}
+        for pod, rep in (r.get("replicas") or {}).items():
+            rep["holds"] = next((lease for lease, h in held.items() if h == pod), None)
+    finally:
+        for op in ops.values():
+            op.stop()
+    r.update(shards=shards)
+    return r
+
+
+def burst_lines(b: dict[str, Any]) -> list[str]:
+    def secs(key: str) -> str:
+        v = b.get(key)
+        return "-" if v is None else f"{v:.1f}s"
+
+    lag = b.get("lag") or {}
+    lines = [
+        f"{b['shards']} shard(s): {b['tasks']} tasks on {b.get('slot', '-')}: last Job created "
+        f"{secs('last_job_created_after_slot')} after the slot, last Complete "
+        f"{secs('last_job_complete_after_slot')}, last status naming its run "
+        f"{secs('last_status_after_slot')} ({b.get('tasks_reflecting', 0)} of {b['tasks']})",
+    ]
+    if lag:
+        lines.append(
+            f"  lag Job Complete -> status p50 {lag['p50']:.2f}s, p99 {lag['p99']:.2f}s, "
+            f"max {lag['max']:.2f}s (target p99 <= {TARGET_P99_LAG:g}s)"
+        )
+    if "operator_cpu_seconds" in b:
+        lines.append(
+            f"  CPU of all replicas over the burst {b['operator_cpu_seconds']:.1f}s, "
+            f"{1000 * b['operator_cpu_per_run']:.1f} ms per run "
+            f"(target <= {1000 * TARGET_CPU_PER_RUN:g} ms); "
+            f"{b.get('operator_requests_per_second', 0):.1f} requests/s"
+        )
+    for pod, rep in (b.get("replicas") or {}).items():
+        lines.append(
+            f"  {pod}: holds {rep.get('holds') or '(standby)'}, CPU {rep['cpu_seconds']:.1f}s, "
+            f"peak RSS {rep['rss_peak_kib'] / 1024:.0f} MiB"
+        )
+    lines += [f"  ERROR: {e}" for e in b.get("errors", [])]
+    return lines
+
+
 def report(r: dict[str, Any]) -> str:
+    if "bursts" in r:
+        head = [
+            f"shards, midnight burst: N={r['burst']} in {r['namespaces']} namespaces per run",
+            "",
+        ]
+        return "\n".join(head + [line for b in r["bursts"] for line in burst_lines(b)])
     lines = [f"shards: N={r['tasks']} in {r['namespaces']} namespaces per run", ""]
     for run_ in r["runs"]:
         lines.append(
@@ -217,7 +301,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=1800, help="deadline of each run")
     p.add_argument("--kubeconfig", type=Path, help="an existing cluster (default: start one)")
     p.add_argument("--json", type=Path, help="output (default .state/bench/bench-shards-N.json)")
+    p.add_argument(
+        "--burst",
+        type=int,
+        default=0,
+        metavar="N",
+        help="measure the midnight burst of N tasks instead (see above)",
+    )
+    p.add_argument(
+        "--burst-lead",
+        type=float,
+        help="seconds from applying the burst's tasks to their slot (default 60 + 0.1 N)",
+    )
     args = p.parse_args(argv)
+    if args.burst < 0:
+        p.error("--burst must be positive")
+    if args.burst_lead is None:
+        args.burst_lead = default_lead(args.burst)
     kc = args.kubeconfig or STATE_DIR / "kubeconfig"
     started_cluster = ensure_cluster(kc, args.kubeconfig is not None)
     sets = {
@@ -234,6 +334,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         apply_crd(kc, ROOT)
         prepare_namespaces(kc, every)
+        if args.burst:
+            r.update(burst=args.burst, bursts=[])
+            for shards, pods in ((1, ["a0", "a1"]), (2, ["b0", "b1", "b2"])):
+                r["bursts"].append(b := burst_run(kc, sets[shards], shards, pods, args))
+                r["errors"] += b["errors"]
+            raise Done
         for shards, nss in sets.items():
             objs = [task(f"t-{i:05d}", nss[i % len(nss)], NEVER) for i in range(args.tasks)]
             begun = time.monotonic()
@@ -248,12 +354,15 @@ def main(argv: list[str] | None = None) -> int:
         }
         r["runs"].append(run(kc, sets[1], args.tasks, 1, ["a0", "a1"], args.timeout))
         r["runs"].append(run(kc, sets[2], args.tasks, 2, ["b0", "b1", "b2"], args.timeout))
+    except Done:
+        pass
     except BenchError as err:
         r["errors"].append(str(err))
         log(f"error: {err}")
     finally:
         cleanup(kc, started_cluster, r, every)
-    out = args.json or OUT_DIR / f"bench-shards-{args.tasks}.json"
+    name = f"burst-{args.burst}" if args.burst else str(args.tasks)
+    out = args.json or OUT_DIR / f"bench-shards-{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(r, indent=2) + "\n")
     print(report(r))

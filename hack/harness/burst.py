@@ -15,6 +15,7 @@ import json
 import math
 import threading
 import time
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -68,12 +69,12 @@ def lag_summary(samples: list[float]) -> dict[str, float]:
     return {"p50": percentile(s, 0.5), "p99": percentile(s, 0.99), "max": s[-1], "min": s[0]}
 
 
-def burst_task(name: str, schedule: str) -> dict[str, Any]:
+def burst_task(name: str, schedule: str, namespace: str = NS_BURST) -> dict[str, Any]:
     """A task on the slot. Its grace is as long as the CronJob's starting deadline:
     with the default 60 s, a Job the CronJob controller creates a minute late (its
     pace, thousands of Jobs in one minute) is judged MissedSchedule first, which
     measures the control plane, and the extra Late writes burden the operator's."""
-    obj = task(name, NS_BURST, schedule)
+    obj = task(name, namespace, schedule)
     obj["spec"].update(
         timeZone="Etc/UTC",
         startingDeadlineSeconds=STARTING_DEADLINE,
@@ -152,13 +153,19 @@ class Burst:
             }
 
 
-def cronwarden_events(kc: Path, since: float) -> dict[str, Any]:
-    """Events in the namespace that cronwarden posted: objects, their summed count, and
+def cronwarden_events(kc: Path, since: float, namespaces: Sequence[str]) -> dict[str, Any]:
+    """Events in the namespaces that cronwarden posted: objects, their summed count, and
     those last seen at or after `since` (epoch seconds; the API's clock is per second)."""
-    items = json.loads(kubectl(kc, "get", "events", "-n", NS_BURST, "-o", "json", timeout=120))
+    items = [
+        e
+        for ns in namespaces
+        for e in json.loads(kubectl(kc, "get", "events", "-n", ns, "-o", "json", timeout=120))[
+            "items"
+        ]
+    ]
     ours = [
         e
-        for e in items["items"]
+        for e in items
         if (e.get("source") or {}).get("component") == "cronwarden"
         or e.get("reportingComponent") == "cronwarden"
     ]
@@ -188,14 +195,37 @@ def own_delta(before: dict[str, float] | None, after: dict[str, float] | None) -
     return {k: v for k, v in delta.items() if v}
 
 
+def total_requests(ops: Sequence[Operator]) -> dict[str, float] | None:
+    """The replicas' own request counts, summed; None if none counts them (a version
+    before the count). A standby that has sent no counted request exports none."""
+    counts = [own for op in ops if (own := operator_requests(op.metrics_url)) is not None]
+    if not counts:
+        return None
+    out: dict[str, float] = {}
+    for own in counts:
+        for k, v in own.items():
+            out[k] = out.get(k, 0.0) + v
+    return out
+
+
 def phase_burst(
-    kc: Path, op: Operator, n: int, chunk: int, lead: float, timeout: float
+    kc: Path,
+    ops: dict[str, Operator],
+    n: int,
+    chunk: int,
+    lead: float,
+    timeout: float,
+    namespaces: Sequence[str] = (NS_BURST,),
 ) -> dict[str, Any]:
+    """The burst, with the tasks spread round-robin over `namespaces`, and the CPU,
+    peak RSS and requests of every replica in `ops` (name -> process), summed and each."""
     slot_epoch = burst_slot(time.time(), lead)
     schedule = slot_schedule(slot_epoch)
     b = Burst(n, slot_epoch)
+    replicas = list(ops.values())
     out: dict[str, Any] = {
         "tasks": n,
+        "namespaces": len(namespaces),
         "slot": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(slot_epoch)),
         "schedule": schedule,
         "lead_seconds": lead,
@@ -204,17 +234,21 @@ def phase_burst(
         "errors": [],
     }
     watchers = [
-        Watcher(kc, TASKS, NS_BURST, b.on_task),
-        Watcher(kc, JOBS, NS_BURST, b.on_job),
+        Watcher(kc, gvr, ns, on)
+        for ns in namespaces
+        for gvr, on in ((TASKS, b.on_task), (JOBS, b.on_job))
     ]
     start_watchers(watchers, time.monotonic() + 120)
     try:
         start = time.monotonic()
         ready_by = time.monotonic() + (slot_epoch - BEFORE_SLOT - time.time())
-        apply_chunked(kc, [burst_task(f"b-{i:05d}", schedule) for i in range(n)], chunk, ready_by)
+        tasks = [
+            burst_task(f"b-{i:05d}", schedule, namespaces[i % len(namespaces)]) for i in range(n)
+        ]
+        apply_chunked(kc, tasks, chunk, ready_by)
         out["apply_seconds"] = time.monotonic() - start
         log(f"burst: {n} tasks on '{schedule}' (UTC) applied in {out['apply_seconds']:.1f}s")
-        wait_event(b.all_ready, ready_by, op, lambda: f"burst: {len(b.ready)} of {n} Ready")
+        wait_event(b.all_ready, ready_by, replicas, lambda: f"burst: {len(b.ready)} of {n} Ready")
         out["ready_before_slot"] = len(b.ready)
         out["ready_seconds"] = time.monotonic() - start
         if len(b.ready) < n:
@@ -225,23 +259,34 @@ def phase_burst(
         if (wait := slot_epoch - BEFORE_SLOT - time.time()) > 0:
             log(f"burst: all Ready; the slot {out['slot']} is in {wait + BEFORE_SLOT:.0f}s")
             time.sleep(wait)
-        own0, cpu0 = operator_requests(op.metrics_url), proc_cpu_seconds(op.pid)
+        own0 = total_requests(replicas)
+        cpu0 = {name: proc_cpu_seconds(op.pid) for name, op in ops.items()}
         t0 = time.time()
-        out["operator_rss_peak_before_kib"] = proc_memory(op.pid)["VmHWM"]
+        out["operator_rss_peak_before_kib"] = max(proc_memory(op.pid)["VmHWM"] for op in replicas)
         wait_event(
             b.done,
             time.monotonic() + timeout,
-            op,
+            replicas,
             lambda: (
                 f"burst: {time.time() - slot_epoch:.0f}s after the slot: {len(b.created)} Jobs, "
                 f"{len(b.complete)} Complete, {len(b.reflected)} statuses name theirs"
             ),
         )
-        cpu1, own1, t1 = proc_cpu_seconds(op.pid), operator_requests(op.metrics_url), time.time()
+        cpu1 = {name: proc_cpu_seconds(op.pid) for name, op in ops.items()}
+        own1, t1 = total_requests(replicas), time.time()
         out["window_seconds"] = t1 - t0
-        out["operator_cpu_seconds"] = cpu1 - cpu0
-        out["operator_cpu_per_run"] = (cpu1 - cpu0) / max(len(b.reflected), 1)
-        out["operator_rss_peak_kib"] = proc_memory(op.pid)["VmHWM"]
+        cpu = sum(cpu1.values()) - sum(cpu0.values())
+        out["operator_cpu_seconds"] = cpu
+        out["operator_cpu_per_run"] = cpu / max(len(b.reflected), 1)
+        out["operator_rss_peak_kib"] = max(proc_memory(op.pid)["VmHWM"] for op in replicas)
+        if len(ops) > 1:
+            out["replicas"] = {
+                name: {
+                    "cpu_seconds": cpu1[name] - cpu0[name],
+                    "rss_peak_kib": proc_memory(op.pid)["VmHWM"],
+                }
+                for name, op in ops.items()
+            }
         own = own_delta(own0, own1)
         out["operator_own_requests"] = own if own1 is not None else None
         out["operator_requests_per_second"] = sum(own.values()) / (t1 - t0)
@@ -250,7 +295,7 @@ def phase_burst(
             for k, v in own.items()
             if k.split()[0].upper() in ("POST", "PATCH") and "event" in k.lower()
         )
-        out["events"] = cronwarden_events(kc, t0)
+        out["events"] = cronwarden_events(kc, t0, namespaces)
         if not b.done.is_set():
             out["errors"].append(
                 f"deadline: {len(b.reflected)} of {n} statuses name their run "

@@ -11,7 +11,7 @@ import threading
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -333,12 +333,18 @@ def operator_requests(url: str) -> dict[str, float] | None:
 
 
 def wait_event(
-    done: threading.Event, deadline: float, op: Operator, progress: Callable[[], str]
+    done: threading.Event,
+    deadline: float,
+    ops: Operator | Sequence[Operator],
+    progress: Callable[[], str],
 ) -> bool:
-    """Wait for `done`, logging progress every 15 s; False at the deadline."""
+    """Wait for `done`, logging progress every 15 s; False at the deadline. Raises when
+    an operator process exits meanwhile."""
+    replicas = [ops] if isinstance(ops, Operator) else ops
     while not done.wait(timeout=min(15, max(deadline - time.monotonic(), 0))):
-        if not op.alive():
-            raise BenchError(f"the operator exited ({op.proc.returncode}); see {op.log_path}")
+        for op in replicas:
+            if not op.alive():
+                raise BenchError(f"an operator exited ({op.proc.returncode}); see {op.log_path}")
         if time.monotonic() >= deadline:
             return False
         log(progress())

@@ -80,3 +80,40 @@ def test_bench_catch_up_mode_at_a_small_n(kubeconfig: Path, crd: str, tmp_path: 
     assert own.get("GET jobs", 0) <= listings, own
     assert "ratio T_catchup / T_direct" in proc.stdout
     assert "operator API requests per new task" in proc.stdout
+
+
+@pytest.mark.long(150)
+def test_bench_shards_burst_mode_at_a_small_n(kubeconfig: Path, crd: str, tmp_path: Path) -> None:
+    """`make bench-shards BENCH_ARGS="--burst N"`: the midnight burst on 1 shard and then
+    on 2, each replica's CPU and peak RSS reported, every status naming its run."""
+    out = tmp_path / "burst.json"
+    n = 20
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "hack" / "shardbench.py"),
+            f"--burst={n}",
+            "--namespaces=4",
+            "--burst-lead=20",
+            f"--kubeconfig={kubeconfig}",
+            f"--json={out}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["errors"] == []
+    assert [b["shards"] for b in report["bursts"]] == [1, 2]
+    for b in report["bursts"]:
+        assert b["tasks_reflecting"] == n, b
+        assert b["lag_count"] == n, b
+        replicas = b["replicas"]
+        assert len(replicas) == b["shards"] + 1  # the holders and one standby
+        holders = sorted(r["holds"] for r in replicas.values() if r["holds"])
+        assert len(holders) == b["shards"], replicas
+        assert all(r["rss_peak_kib"] > 0 for r in replicas.values())
+        assert b["operator_cpu_seconds"] > 0
+    assert "2 shard(s): 20 tasks" in proc.stdout
