@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import setup
 from harness.chaosrun import ChaosRun
-from harness.report import chaos_misses, chaos_report
+from harness.report import chaos_markdown, chaos_misses, chaos_report
 from harness.scenarios import SCENARIOS, STARTERS
 from harness.setup import ROOT, STATE_DIR, BenchError, log
 
@@ -68,6 +68,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--kubeconfig", type=Path, help="a running cluster (default: .state's)")
     p.add_argument("--json", type=Path, help="output (default .state/chaos/chaos.json)")
     p.add_argument("--keep", action="store_true", help="keep the namespaces afterwards")
+    p.add_argument(
+        "--report",
+        type=Path,
+        nargs="+",
+        metavar="JSON",
+        help="run nothing: print the table, and a Markdown one, of these earlier runs'\n"
+        "JSON (their scenarios side by side), and exit 1 if a figure missed",
+    )
     args = p.parse_args(argv)
     args.tasks = args.tasks or (30 if args.small else 1000)
     args.per_minute = args.per_minute or (12 if args.small else 200)
@@ -113,8 +121,22 @@ def run_scenario(args: argparse.Namespace, kc: Path, names: list[str]) -> dict[s
     return result
 
 
+def report(paths: list[Path]) -> int:
+    runs = [json.loads(path.read_text()) for path in paths]
+    results = [r for run in runs for r in run["scenarios"]]
+    meta = dict(runs[0]["meta"])
+    meta["wall_seconds"] = sum(run["meta"]["wall_seconds"] for run in runs)
+    meta["json"] = " ".join(str(p) for p in paths)
+    print(chaos_report(results, meta))
+    print(f"  ({len(runs)} runs; wall time summed)\n")
+    print(chaos_markdown(results))
+    return 1 if any(r["errors"] or chaos_misses(r) for r in results) else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.report:
+        return report(args.report)
     setup.TOOL = "chaos"
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     args.json.parent.mkdir(parents=True, exist_ok=True)

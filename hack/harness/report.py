@@ -291,10 +291,12 @@ def chaos_misses(r: dict[str, Any], known: bool = False) -> list[str]:
     return out
 
 
-def chaos_report(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
-    """One column per scenario, one row per figure."""
+Row = tuple[str, Callable[[dict[str, Any]], str], str]  # label, value of a scenario, target
+
+
+def chaos_rows() -> list[Row]:
     mib = lambda v: f"{v / 1024:.0f}" if v else "-"  # noqa: E731
-    rows: list[tuple[str, Callable[[dict[str, Any]], str], str]] = [
+    return [
         ("faults injected", lambda r: str(r["faults"]), ""),
         ("duration (s)", lambda r: f"{r['duration_seconds']:.0f}", ""),
         *[
@@ -338,6 +340,22 @@ def chaos_report(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
             "",
         ),
     ]
+
+
+def chaos_markdown(results: list[dict[str, Any]]) -> str:
+    """The figures as a Markdown table (README), one column per scenario."""
+    lines = [
+        "| figure | " + " | ".join(f"`{r['scenario']}`" for r in results) + " | target |",
+        "|---" * (len(results) + 2) + "|",
+    ]
+    for label, get, target in chaos_rows():
+        lines.append(f"| {label} | " + " | ".join(get(r) for r in results) + f" | {target} |")
+    return "\n".join(lines)
+
+
+def chaos_report(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
+    """One column per scenario, one row per figure."""
+    rows = chaos_rows()
     names = [r["scenario"] for r in results]
     width = max(14, *(len(n) + 2 for n in names))
     lines = [

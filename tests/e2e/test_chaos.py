@@ -47,6 +47,16 @@ def chaos(scenarios: list[str], kubeconfig: Path) -> dict[str, object]:
     assert result["errors"] == [], table
     assert chaos_misses(result) == [], table
     assert proc.returncode == 0, table
+    # The saved JSON gives the same verdict, and the README's Markdown table.
+    again = subprocess.run(
+        [sys.executable, str(ROOT / "hack" / "chaos.py"), "--report", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"| figure | `{result['scenario']}` | target |" in again.stdout
     return dict(result)
 
 
