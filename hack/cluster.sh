@@ -17,6 +17,8 @@
 #                       ShardedListAndWatch=true: the alpha server-side shard selector on
 #                       list and watch, KEP-5866, which `cronwarden run --shards` uses;
 #                       it changes nothing for a request without a shardSelector)
+#        CLUSTER_PORT_BASE  the first of the 6 ports its components listen on (default:
+#                       a free block in 20000-27999 picked from the state directory)
 #        STOP_GRACE_SECONDS  stop-component and down send SIGTERM, then SIGKILL after
 #                       this long (default 10), as the kubelet does after a grace period
 #
@@ -156,6 +158,30 @@ stop_supervisor() {
   rm -rf "$stopped" "$state/supervisor"
 }
 
+# Each cluster's components listen on a block of ports of its own, chosen when it is
+# created (CLUSTER_PORT_BASE, or a block from a hash of its state directory, the next
+# free one if that is taken) and kept for its life. kwokctl would pick them counting
+# down from 32767, the first free ones at the moment, so a cluster created while
+# another one's component was stopped took that component's port, and the component
+# could not start again.
+PORTS=(etcdPeerPort etcdPort kubeApiserverPort kwokControllerPort kubeControllerManagerPort kubeSchedulerPort)
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+pick_port_base() {
+  local base=${CLUSTER_PORT_BASE:-} hash i p free
+  if [ -n "$base" ]; then echo "$base"; return; fi
+  hash=$(printf '%s' "$state/$name" | cksum | cut -d' ' -f1)
+  for i in $(seq 0 799); do
+    base=$((20000 + ((hash + i) % 800) * 10))
+    free=1
+    for p in $(seq "$base" $((base + ${#PORTS[@]} - 1))); do
+      if port_in_use "$p"; then free=0; break; fi
+    done
+    if [ "$free" = 1 ]; then echo "$base"; return; fi
+  done
+  echo "cluster: no free block of ${#PORTS[@]} ports in 20000-27999" >&2
+  return 1
+}
+
 up() {
   need_tools
   if running; then
@@ -170,6 +196,8 @@ up() {
   stop_leftovers
   start=$(date +%s)
   config=$state/kwokctl-config.yaml
+  local port_base i
+  port_base=$(pick_port_base)
   {
     cat <<EOF
 apiVersion: config.kwok.x-k8s.io/v1alpha1
@@ -180,6 +208,7 @@ options:
   # pods on a real node connect to.
   kubeApiserverCertSANs: ["10.0.0.1"]
 EOF
+    for i in "${!PORTS[@]}"; do echo "  ${PORTS[$i]}: $((port_base + i))"; done
     if [ "$real_node" = 1 ]; then
       cat <<EOF
 componentsPatches:
@@ -233,7 +262,7 @@ EOF
     sleep 0.5
   done
   start_supervisor
-  echo "cluster: '$name' up in $(($(date +%s) - start))s with $nodes kwok node(s)"
+  echo "cluster: '$name' up in $(($(date +%s) - start))s with $nodes kwok node(s), ports $port_base-$((port_base + ${#PORTS[@]} - 1))"
   if [ "$real_node" = 1 ]; then "$root/hack/real-node.sh" up; fi
   echo "cluster: export KUBECONFIG=$kubeconfig"
 }

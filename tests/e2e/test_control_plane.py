@@ -5,6 +5,7 @@ stopped on purpose stays down until it is started again."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -207,3 +208,67 @@ def test_cluster_down_leaves_no_process_running() -> None:
         for leftover in cluster_processes(cluster_dir):
             controlplane.kill(leftover)
         shutil.rmtree(state, ignore_errors=True)
+
+
+def throwaway_cluster(name: str) -> tuple[Path, dict[str, str]]:
+    """A state directory and environment for a cluster of its own (the shared one
+    stays up), using the shared cluster's built tools."""
+    state = Path(tempfile.mkdtemp(prefix=f"{name}-"))
+    (state / "bin").symlink_to(BIN.resolve())
+    (state / "kwok-stages").symlink_to((BIN.parent / "kwok-stages").resolve())
+    env = {
+        **os.environ,
+        "STATE_DIR": str(state),
+        "CLUSTER_NAME": name,
+        "CLUSTER_NODES": "1",
+        "STOP_GRACE_SECONDS": "5",
+    }
+    return state, env
+
+
+def test_a_cluster_created_while_another_ones_api_server_is_down_leaves_it_its_port() -> None:
+    """chaos, 2026-12-02: a cluster created while another's kube-apiserver was stopped
+    took its port (kwokctl picks the first free ports down from 32767), and that API
+    server could not start again. Each cluster now keeps a block of ports of its own."""
+    first, first_env = throwaway_cluster("cw-ports-a")
+    second, second_env = throwaway_cluster("cw-ports-b")
+
+    def cluster_sh(env: dict[str, str], *args: str) -> str:
+        done = subprocess.run(
+            [str(ROOT / "hack/cluster.sh"), *args], env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    def api_port(state: Path) -> str:
+        found = re.search(r"server: https://127\.0\.0\.1:(\d+)", (state / "kubeconfig").read_text())
+        assert found is not None
+        return found.group(1)
+
+    try:
+        cluster_sh(first_env, "up")
+        port = api_port(first)
+        cluster_sh(first_env, "stop-component", "kube-apiserver")
+        cluster_sh(second_env, "up")
+        assert api_port(second) != port
+        cluster_sh(first_env, "start-component", "kube-apiserver")
+        kubectl = [str(BIN / "kubectl"), f"--kubeconfig={first / 'kubeconfig'}"]
+        wait_for(
+            lambda: (
+                subprocess.run(
+                    [*kubectl, "get", "--raw", "/readyz"], capture_output=True
+                ).returncode
+                == 0
+            ),
+            timeout=60,
+            what="the first cluster's API server to serve again on its port",
+        )
+    finally:
+        for state, env in ((first, first_env), (second, second_env)):
+            subprocess.run(
+                [str(ROOT / "hack/cluster.sh"), "down"], env=env, capture_output=True, check=False
+            )
+            name = env["CLUSTER_NAME"]
+            for leftover in cluster_processes(state / "kwok" / "clusters" / name):
+                controlplane.kill(leftover)
+            shutil.rmtree(state, ignore_errors=True)
