@@ -46,8 +46,10 @@ from harness.setup import (
 RECORDER = Path(__file__).resolve().parent / "recorder.py"
 MANAGED = "app.kubernetes.io/managed-by=cronwarden"
 CONVERGE_DEADLINE = 180.0  # seconds after a fault's end; past it, "not converged"
-# The live check's allowance for a status behind a Job's latest change (ChaosRun.converged).
+# The live check's allowance for a status behind a Job's latest change (ChaosRun.converged),
+# and the pause between two checks (ChaosRun.wait_converged).
 PACE_LAG = 15.0
+LIVE_CHECK_PERIOD = 5.0
 
 
 def changed_at(job: dict[str, Any]) -> float:
@@ -296,12 +298,16 @@ class ChaosRun:
         self.wait_until(end + SETTLE + 2)
 
     def wait_converged(self, since: float, deadline: float) -> float | None:
+        """Seconds from `since` until the live check passes (None: not by the deadline).
+        It lists every task, CronJob and Job of the namespace, which under the full mix
+        keeps the API server busy (and the operator under test starved of CPU on a small
+        machine) when done back to back: it waits LIVE_CHECK_PERIOD between checks."""
         while time.time() < since + deadline:
             self.check_operators()
             with contextlib.suppress(Exception):  # the API may still be coming back
                 if self.converged()[0]:
                     return max(time.time() - since, 0.0)
-            time.sleep(1.0)
+            time.sleep(LIVE_CHECK_PERIOD)
         return None
 
     def converged(self) -> tuple[bool, str]:
