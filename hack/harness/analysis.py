@@ -83,6 +83,7 @@ class Job:
     scheduled: float | None
     created: float | None  # creationTimestamp
     finished_at: float | None = None  # record time of job_finished
+    completion: float | None = None  # its completionTime (whole seconds)
     result: str | None = None
     deleted_at: float | None = None
 
@@ -126,6 +127,8 @@ class Record:
         self.jobs: dict[str, Job] = {}
         self.cronjob_task: dict[str, str] = {}  # cronjob uid -> task uid
         self.cronjob_life: dict[str, list[float]] = {}  # cronjob uid -> [added, deleted]
+        # cronjob uid -> (record time, lastSuccessfulTime) as the record saw them
+        self.cronjob_success: dict[str, list[tuple[float, float]]] = {}
         self.slots: list[tuple[str, float]] = []  # (cronjob uid, slot)
         self.tasks: dict[str, list[tuple[float, dict[str, Any]]]] = defaultdict(list)
         self.task_gone: dict[str, float] = {}
@@ -149,6 +152,7 @@ class Record:
     def on_job_finished(self, r: dict[str, Any]) -> None:
         job = self.job(r)
         job.finished_at, job.result = r["t"], r["result"]
+        job.completion = ts(r.get("completion"))
 
     def on_job_deleted(self, r: dict[str, Any]) -> None:
         self.job(r).deleted_at = r["t"]
@@ -160,6 +164,21 @@ class Record:
     def on_cronjob_changed(self, r: dict[str, Any]) -> None:
         if r.get("task_uid"):
             self.cronjob_task[r["uid"]] = r["task_uid"]
+        success = ts(r.get("last_success"))
+        if success is not None:
+            self.cronjob_success.setdefault(r["uid"], []).append((r["t"], success))
+
+    on_cronjob_status = on_cronjob_changed
+
+    def holds_success(self, job: Job, t: float) -> bool:
+        """Whether the Job's CronJob, alive at t, says by then (its lastSuccessfulTime)
+        that a run succeeded at or after this Job's completion: the evidence of a run
+        whose Job vanished. A CronJob controller that saw the Job only after it was
+        deleted (TTL 0) never moves it."""
+        if job.completion is None or not self.alive(job.cronjob_uid, t):
+            return False
+        seen = self.cronjob_success.get(job.cronjob_uid or "", [])
+        return any(at <= t and success >= job.completion for at, success in seen)
 
     def on_cronjob_deleted(self, r: dict[str, Any]) -> None:
         self.cronjob_life.setdefault(r["uid"], [r["t"], r["t"]])[1] = r["t"]
@@ -287,12 +306,12 @@ def counts(rec: Record, fig: Figures, at: float, faults: list[Fault], final: boo
             required = sum(1 for f, _ in windows if f is None)
             credits = 0
             if result == "Succeeded":  # the CronJob's lastSuccessfulTime: one per window,
-                # while that CronJob still exists to hold it
+                # while that CronJob still exists and holds it
                 credits = len(
                     {
                         (f.name, j.cronjob_uid)
                         for f, j in windows
-                        if f is not None and rec.alive(j.cronjob_uid, at)
+                        if f is not None and rec.holds_success(j, at)
                     }
                 )
             required += credits

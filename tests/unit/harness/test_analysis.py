@@ -44,7 +44,13 @@ def job(
         scheduled=iso(slot) if slot is not None else None,
         created=iso(slot + 1 if slot is not None else at),
         result=result,
+        completion=iso(at) if kind == "job_finished" else None,
     )
+
+
+def cronjob_success(at: float, success: float) -> dict[str, Any]:
+    """The CronJob's lastSuccessfulTime as the recorder saw it change."""
+    return rec(at, "cronjob_status", cronjob="c", uid=CJ, task_uid=TASK, last_success=iso(success))
 
 
 def run(name: str, slot: float, result: str = "Succeeded") -> list[dict[str, Any]]:
@@ -102,6 +108,7 @@ def test_runs_that_finished_and_vanished_inside_a_fault_need_only_the_cronjobs_e
         *run("c-1", 0),
         job(10, "job_deleted", "c-1", 0, "Succeeded"),
         *run("c-2", 60),
+        cronjob_success(64, 63),
         job(70, "job_deleted", "c-2", 60, "Succeeded"),
         task(80, succeeded=1),  # only the CronJob's lastSuccessfulTime was left
         end(200),
@@ -260,6 +267,7 @@ def test_a_success_only_the_cronjob_holds_is_lost_apart_and_once_over_checkpoint
     records = [
         cronjob(),
         *run("c-1", 0),
+        cronjob_success(4, 3),
         job(5, "job_deleted", "c-1", 0, "Succeeded"),
         task(20, succeeded=0, last_success=iso(3)),
         end(200),
@@ -269,6 +277,28 @@ def test_a_success_only_the_cronjob_holds_is_lost_apart_and_once_over_checkpoint
     out = figures(records, [kill, later])
     assert out["checkpoints"] == 3
     assert (out["runs_lost"], out["runs_lost_vanished"]) == (1, 1)
+
+
+def test_a_success_the_cronjob_never_recorded_is_not_evidence() -> None:
+    """Full chaos run, 2026-12-02: a TTL-0 Job that finished and was deleted within a
+    second while the operator was down; the CronJob controller saw it only once it was
+    gone and kept its older lastSuccessfulTime. Nothing in the cluster holds that run:
+    the operator counts it unknown, and it is not lost."""
+    records = [
+        cronjob(),
+        *run("c-0", -60),
+        cronjob_success(-56, -57),
+        task(-55, succeeded=1, last_success=iso(-57)),
+        *run("c-1", 0),
+        job(4, "job_deleted", "c-1", 0, "Succeeded"),
+        task(20, succeeded=1, unknown=1, last_success=iso(-57)),
+        end(200),
+    ]
+    out = figures(records, [Fault("kill", T0 - 1, T0 + 10)])
+    assert (out["runs_lost"], out["runs_lost_vanished"]) == (0, 0)
+    # Had the CronJob recorded it, its success would be evidence, and missing.
+    held = [*records[:6], cronjob_success(3.5, 3), *records[6:]]
+    assert figures(held, [Fault("kill", T0 - 1, T0 + 10)])["runs_lost"] == 1
 
 
 def test_a_success_held_by_a_cronjob_deleted_since_is_not_evidence() -> None:
