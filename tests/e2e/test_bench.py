@@ -4,68 +4,78 @@ measured by `make bench` itself, not by tests)."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.e2e.support import ROOT
+from tests.e2e.support import ROOT, STATE_DIR
 
 
-@pytest.mark.long(65)
-def test_bench_runs_every_phase_at_a_small_n(kubeconfig: Path, crd: str, tmp_path: Path) -> None:
-    out = tmp_path / "bench.json"
+@pytest.fixture
+def bench_namespaces() -> Iterator[None]:
+    """hack/bench.py always uses the namespaces bench-direct, bench-tasks and
+    bench-latency, and deletes them at its end: one run at a time on the shared
+    cluster, since the workers may take both of its tests at once."""
+    with open(STATE_DIR / "bench-namespaces.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def bench(script: str, *args: str, out: Path, kubeconfig: Path) -> tuple[str, dict[str, Any]]:
+    """Run hack/SCRIPT with ARGS on the shared cluster; its stdout and its JSON report,
+    once it has exited 0."""
     proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "hack" / "bench.py"),
-            "--tasks=20",
-            "--latency-tasks=5",
-            "--resync-seconds=10",
-            "--rest-seconds=12",
-            f"--kubeconfig={kubeconfig}",
-            f"--json={out}",
-        ],
+        [sys.executable, str(ROOT / "hack" / script), *args, f"--kubeconfig={kubeconfig}",
+         f"--json={out}"],
         capture_output=True,
         text=True,
         timeout=900,
         check=False,
-    )
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    report = json.loads(out.read_text())
+    return proc.stdout, json.loads(out.read_text())
+
+
+@pytest.mark.long(65)
+@pytest.mark.usefixtures("bench_namespaces")
+def test_bench_runs_every_phase_at_a_small_n(kubeconfig: Path, crd: str, tmp_path: Path) -> None:
+    stdout, report = bench(
+        "bench.py",
+        "--tasks=20",
+        "--latency-tasks=5",
+        "--resync-seconds=10",
+        "--rest-seconds=12",
+        out=tmp_path / "bench.json",
+        kubeconfig=kubeconfig,
+    )
     assert report["errors"] == []
     assert report["tasks"]["complete"] is True
     assert report["tasks"]["ready_with_cronjob"] == 20
     assert report["rest"]["operator_own_requests"] is not None  # the operator counts its own
     assert report["metrics_scrape"]["bytes"] > 0
     assert report["latency"]["count"] == 5
-    assert "ratio T_tasks / T_direct" in proc.stdout
+    assert "ratio T_tasks / T_direct" in stdout
 
 
+@pytest.mark.usefixtures("bench_namespaces")
 def test_bench_catch_up_mode_at_a_small_n(kubeconfig: Path, crd: str, tmp_path: Path) -> None:
     """--catch-up: the tasks are applied before the operator starts; it then creates
     each CronJob with one request, sending no GET per task before it (the "never adopt"
     check is the create's 409), and writes each status once."""
-    out = tmp_path / "catchup.json"
     n = 20
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "hack" / "bench.py"),
-            f"--tasks={n}",
-            "--catch-up",
-            f"--kubeconfig={kubeconfig}",
-            f"--json={out}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+    stdout, report = bench(
+        "bench.py",
+        f"--tasks={n}",
+        "--catch-up",
+        out=tmp_path / "catchup.json",
+        kubeconfig=kubeconfig,
     )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    report = json.loads(out.read_text())
     assert report["errors"] == []
     catchup = report["catchup"]
     assert catchup["complete"] is True
@@ -78,33 +88,23 @@ def test_bench_catch_up_mode_at_a_small_n(kubeconfig: Path, crd: str, tmp_path: 
     listings = 2 * 2
     assert own.get("GET cronjobs", 0) <= listings, own
     assert own.get("GET jobs", 0) <= listings, own
-    assert "ratio T_catchup / T_direct" in proc.stdout
-    assert "operator API requests per new task" in proc.stdout
+    assert "ratio T_catchup / T_direct" in stdout
+    assert "operator API requests per new task" in stdout
 
 
 @pytest.mark.long(150)
 def test_bench_shards_burst_mode_at_a_small_n(kubeconfig: Path, crd: str, tmp_path: Path) -> None:
     """`make bench-shards BENCH_ARGS="--burst N"`: the midnight burst on 1 shard and then
     on 2, each replica's CPU and peak RSS reported, every status naming its run."""
-    out = tmp_path / "burst.json"
     n = 20
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "hack" / "shardbench.py"),
-            f"--burst={n}",
-            "--namespaces=4",
-            "--burst-lead=20",
-            f"--kubeconfig={kubeconfig}",
-            f"--json={out}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+    stdout, report = bench(
+        "shardbench.py",
+        f"--burst={n}",
+        "--namespaces=4",
+        "--burst-lead=20",
+        out=tmp_path / "burst.json",
+        kubeconfig=kubeconfig,
     )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    report = json.loads(out.read_text())
     assert report["errors"] == []
     assert [b["shards"] for b in report["bursts"]] == [1, 2]
     for b in report["bursts"]:
@@ -116,4 +116,4 @@ def test_bench_shards_burst_mode_at_a_small_n(kubeconfig: Path, crd: str, tmp_pa
         assert len(holders) == b["shards"], replicas
         assert all(r["rss_peak_kib"] > 0 for r in replicas.values())
         assert b["operator_cpu_seconds"] > 0
-    assert "2 shard(s): 20 tasks" in proc.stdout
+    assert "2 shard(s): 20 tasks" in stdout

@@ -147,13 +147,10 @@ def cluster_processes(cluster_dir: Path) -> set[int]:
     return found
 
 
-def test_cluster_down_leaves_no_process_running() -> None:
-    """On a throwaway cluster of its own (the shared one stays up): a component
-    started by start-component and one restarted by the supervisor, both outside
-    kwokctl, are gone after `cluster.sh down`, as is the supervisor."""
-    state = Path(tempfile.mkdtemp(prefix="cw-down-"))
-    name = "cw-down"
-    cluster_dir = state / "kwok" / "clusters" / name
+def throwaway_cluster(name: str) -> tuple[Path, dict[str, str]]:
+    """A state directory and environment for a cluster of its own (the shared one
+    stays up), using the shared cluster's built tools."""
+    state = Path(tempfile.mkdtemp(prefix=f"{name}-"))
     (state / "bin").symlink_to(BIN.resolve())
     (state / "kwok-stages").symlink_to((BIN.parent / "kwok-stages").resolve())
     env = {
@@ -163,6 +160,16 @@ def test_cluster_down_leaves_no_process_running() -> None:
         "CLUSTER_NODES": "1",
         "STOP_GRACE_SECONDS": "5",
     }
+    return state, env
+
+
+def test_cluster_down_leaves_no_process_running() -> None:
+    """On a throwaway cluster of its own (the shared one stays up): a component
+    started by start-component and one restarted by the supervisor, both outside
+    kwokctl, are gone after `cluster.sh down`, as is the supervisor."""
+    name = "cw-down"
+    state, env = throwaway_cluster(name)
+    cluster_dir = state / "kwok" / "clusters" / name
 
     def cluster_sh(*args: str) -> str:
         done = subprocess.run(
@@ -208,22 +215,6 @@ def test_cluster_down_leaves_no_process_running() -> None:
         for leftover in cluster_processes(cluster_dir):
             controlplane.kill(leftover)
         shutil.rmtree(state, ignore_errors=True)
-
-
-def throwaway_cluster(name: str) -> tuple[Path, dict[str, str]]:
-    """A state directory and environment for a cluster of its own (the shared one
-    stays up), using the shared cluster's built tools."""
-    state = Path(tempfile.mkdtemp(prefix=f"{name}-"))
-    (state / "bin").symlink_to(BIN.resolve())
-    (state / "kwok-stages").symlink_to((BIN.parent / "kwok-stages").resolve())
-    env = {
-        **os.environ,
-        "STATE_DIR": str(state),
-        "CLUSTER_NAME": name,
-        "CLUSTER_NODES": "1",
-        "STOP_GRACE_SECONDS": "5",
-    }
-    return state, env
 
 
 def test_a_cluster_created_while_another_ones_api_server_is_down_leaves_it_its_port() -> None:
