@@ -68,9 +68,9 @@ from harness.setup import (
 
 from cronwarden.core.sharding import lease_name, shard_of
 
-
-class Done(Exception):
-    """The chosen runs are over."""
+# The replicas of each run: a leader and a warm standby for one shard; two holders and
+# a cold standby for two.
+PODS = {1: ["a0", "a1"], 2: ["b0", "b1", "b2"]}
 
 
 def names(prefix: str, k: int, shards: int) -> list[str]:
@@ -293,6 +293,23 @@ def report(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def convergence_runs(
+    kc: Path, sets: dict[int, list[str]], args: argparse.Namespace, r: dict[str, Any]
+) -> None:
+    """Apply N tasks for each run, then converge them on 1 shard and on 2 (into r)."""
+    for shards, nss in sets.items():
+        objs = [task(f"t-{i:05d}", nss[i % len(nss)], NEVER) for i in range(args.tasks)]
+        begun = time.monotonic()
+        apply_chunked(kc, objs, args.chunk, begun + args.timeout)
+        log(f"applied {args.tasks} tasks for {shards} shard(s) in {time.monotonic() - begun:.0f}s")
+    r["split"] = {
+        str(s): sum(1 for i in range(args.tasks) if shard_of(sets[2][i % len(sets[2])], 2) == s)
+        for s in range(2)
+    }
+    for shards, pods in PODS.items():
+        r["runs"].append(run(kc, sets[shards], args.tasks, shards, pods, args.timeout))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--tasks", type=int, default=10000, help="N, tasks per run")
@@ -336,26 +353,11 @@ def main(argv: list[str] | None = None) -> int:
         prepare_namespaces(kc, every)
         if args.burst:
             r.update(burst=args.burst, bursts=[])
-            for shards, pods in ((1, ["a0", "a1"]), (2, ["b0", "b1", "b2"])):
+            for shards, pods in PODS.items():
                 r["bursts"].append(b := burst_run(kc, sets[shards], shards, pods, args))
                 r["errors"] += b["errors"]
-            raise Done
-        for shards, nss in sets.items():
-            objs = [task(f"t-{i:05d}", nss[i % len(nss)], NEVER) for i in range(args.tasks)]
-            begun = time.monotonic()
-            apply_chunked(kc, objs, args.chunk, begun + args.timeout)
-            log(
-                f"applied {args.tasks} tasks for {shards} shard(s) "
-                f"in {time.monotonic() - begun:.0f}s"
-            )
-        r["split"] = {
-            str(s): sum(1 for i in range(args.tasks) if shard_of(sets[2][i % len(sets[2])], 2) == s)
-            for s in range(2)
-        }
-        r["runs"].append(run(kc, sets[1], args.tasks, 1, ["a0", "a1"], args.timeout))
-        r["runs"].append(run(kc, sets[2], args.tasks, 2, ["b0", "b1", "b2"], args.timeout))
-    except Done:
-        pass
+        else:
+            convergence_runs(kc, sets, args, r)
     except BenchError as err:
         r["errors"].append(str(err))
         log(f"error: {err}")

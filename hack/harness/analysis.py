@@ -45,8 +45,9 @@ from __future__ import annotations
 import itertools
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
+
+from harness.recorded import parse_time as ts
 
 SETTLE = 30.0  # seconds after a fault's end by which everything must be reflected
 # Runs that finish this close to a checkpoint may still be in flight: the status
@@ -57,12 +58,6 @@ LAG = 2.0  # seconds: how late the recorder may log what the API server did
 COUNTERS = ("succeeded", "failed", "unknown", "missed", "skipped")
 STAMPS = ("last_schedule", "last_success", "last_failure", "watermark")
 EXAMPLES = 8
-
-
-def ts(value: str | None) -> float | None:
-    if not value:
-        return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
 @dataclass
