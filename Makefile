@@ -112,9 +112,8 @@ test-chart: install tools ## Render and check the Helm chart with the pinned hel
 	$(PY) -m pytest tests/chart
 
 .PHONY: test-e2e
-test-e2e: install tools ## Run the end-to-end tests on the local control plane (started if needed).
-	$(PY) -m pytest tests/e2e -n $(E2E_WORKERS) --maxschedchunk 1 -m "not disruptive"
-	$(PY) -m pytest tests/e2e -m disruptive
+test-e2e: install tools ## Run the end-to-end tests: the disruptive ones on a second local control plane, at the same time (E2E_PHASES=serial: one after the other).
+	E2E_WORKERS=$(E2E_WORKERS) PYTHON=$(PY) hack/test-e2e.sh
 
 ##@ Tools and local control plane
 
