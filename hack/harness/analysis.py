@@ -165,15 +165,17 @@ class Record:
 
     on_cronjob_status = on_cronjob_changed
 
-    def holds_success(self, job: Job, t: float) -> bool:
-        """Whether the Job's CronJob, alive at t, says by then (its lastSuccessfulTime)
-        that a run succeeded at or after this Job's completion: the evidence of a run
-        whose Job vanished. A CronJob controller that saw the Job only after it was
-        deleted (TTL 0) never moves it."""
+    def holds_success(self, job: Job, t: float, until: float) -> bool:
+        """Whether the Job's CronJob, alive at t, said by then (its lastSuccessfulTime)
+        that a run succeeded at or after this Job's completion and by `until` (the
+        blind window's end): the evidence of a run whose Job vanished. A CronJob
+        controller that saw the Job only after it was deleted (TTL 0) never moves it,
+        and a later run's success, which the operator sees for itself, proves only
+        that run."""
         if job.completion is None or not self.alive(job.cronjob_uid, t):
             return False
         seen = self.cronjob_success.get(job.cronjob_uid or "", [])
-        return any(at <= t and success >= job.completion for at, success in seen)
+        return any(at <= t and job.completion <= success <= until for at, success in seen)
 
     def on_cronjob_deleted(self, r: dict[str, Any]) -> None:
         self.cronjob_life.setdefault(r["uid"], [r["t"], r["t"]])[1] = r["t"]
@@ -306,7 +308,7 @@ def counts(rec: Record, fig: Figures, at: float, faults: list[Fault], final: boo
                     {
                         (f.name, j.cronjob_uid)
                         for f, j in windows
-                        if f is not None and rec.holds_success(j, at)
+                        if f is not None and rec.holds_success(j, at, f.end)
                     }
                 )
             required += credits

@@ -301,6 +301,28 @@ def test_a_success_the_cronjob_never_recorded_is_not_evidence() -> None:
     assert figures(held, [Fault("kill", T0 - 1, T0 + 10)])["runs_lost"] == 1
 
 
+def test_a_later_runs_success_is_not_evidence_of_a_vanished_one() -> None:
+    """A blind TTL-0 run the CronJob controller never recorded, then the next run,
+    seen by the restarted operator, whose success the CronJob does record: that
+    lastSuccessfulTime proves the second run only. The operator counts the first
+    unknown and the second succeeded; nothing is lost."""
+    records = [
+        cronjob(),
+        *run("c-1", 0),
+        job(4, "job_deleted", "c-1", 0, "Succeeded"),
+        task(20, succeeded=0, unknown=1),
+        *run("c-2", 60),
+        cronjob_success(64, 63),
+        task(64, succeeded=1, unknown=1, last_success=iso(63)),
+        end(200),
+    ]
+    out = figures(records, [Fault("kill", T0 - 1, T0 + 10)])
+    assert (out["runs_lost"], out["runs_lost_vanished"]) == (0, 0)
+    # Had the CronJob recorded the first one too, the operator owed both.
+    held = [*records[:3], cronjob_success(3.5, 3), *records[3:]]
+    assert figures(held, [Fault("kill", T0 - 1, T0 + 10)])["runs_lost"] == 1
+
+
 def test_a_success_held_by_a_cronjob_deleted_since_is_not_evidence() -> None:
     """The CronJob that held a blind run's success was deleted (by hand, or with its
     task): nothing in the cluster proves the run any more, so it is not lost."""
