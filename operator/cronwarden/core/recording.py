@@ -16,7 +16,9 @@ it, and is otherwise recorded as Unknown; never dropped, never counted twice.
 
 A Job can also be created, finish and be deleted while the operator is not
 watching, never seen at all. The CronJob's lastSuccessfulTime, later than
-everything the watermark covers, still proves one success: it is counted once,
+everything the watermark covered before this reconcile, and in a second in which
+no Job in view succeeded, still proves one success (a later run recorded in the
+same reconcile does not account for it): it is counted once,
 and the watermark moves to it with `unseenSuccess`, so that no later reconcile or
 restart counts it again, and a Job that does show up later having succeeded in
 that second (a watch that lagged behind the CronJob's) is that run, not another.
@@ -73,24 +75,44 @@ def named(mark: Watermark, run: Run) -> Watermark:
     return Watermark(completion_time=mark.completion_time, jobs=sorted({*mark.jobs, run.job}))
 
 
-def unseen_success(
-    mark: Watermark | None,
-    cron_success: datetime | None,
-    runs: list[Run],
-    not_before: datetime,
-) -> bool:
-    """Whether the CronJob's lastSuccessfulTime proves a success that nothing recorded
-    accounts for: later than the watermark (after this reconcile's runs) and than
+def evidence(
+    mark: Watermark | None, cron_success: datetime | None, runs: list[Run]
+) -> datetime | None:
+    """The CronJob's lastSuccessfulTime when it proves a success that no Job in view
+    accounts for: later than the watermark *before* this reconcile (runs recorded in
+    this one may be later still: the CronJob's status can lag behind the Jobs), and
+    no Job in view succeeded in that second. None otherwise."""
+    if cron_success is None or (mark is not None and cron_success <= mark.completion_time):
+        return None
+    if any(r.result == "Succeeded" and r.finished == cron_success for r in runs):
+        return None
+    return cron_success
+
+
+def unseen_success(proof: datetime | None, runs: list[Run], not_before: datetime) -> bool:
+    """Whether the CronJob's evidence (above) is a run never seen at all: later than
     `not_before` (the task's creation: a referenced CronJob's older successes are not
     the task's). Not while a Job that could be that run is still running in this view,
     which may lag behind the CronJob's status: its finish will be recorded instead."""
-    if cron_success is None or cron_success <= not_before:
-        return False
-    if mark is not None and cron_success <= mark.completion_time:
+    if proof is None or proof <= not_before:
         return False
     return not any(
-        r.result == "Running" and (r.created is None or r.created <= cron_success) for r in runs
+        r.result == "Running" and (r.created is None or r.created <= proof) for r in runs
     )
+
+
+def past(mark: Watermark | None, at: datetime, job: str | None = None) -> Watermark:
+    """The watermark once a run that finished at `at` is counted as well: the run of
+    vanished Job `job`, or (None) a success never seen. A watermark already past that
+    second covers it as it is."""
+    if mark is not None and mark.completion_time > at:
+        return mark
+    if mark is not None and mark.completion_time == at:
+        jobs = sorted({*mark.jobs, job}) if job else mark.jobs
+        return Watermark(
+            completion_time=at, jobs=jobs, unseen_success=mark.unseen_success or job is None
+        )
+    return Watermark(completion_time=at, jobs=[job] if job else [], unseen_success=job is None)
 
 
 def advance(mark: Watermark | None, recorded: list[Run]) -> Watermark | None:
@@ -107,33 +129,26 @@ def advance(mark: Watermark | None, recorded: list[Run]) -> Watermark | None:
     return Watermark(completion_time=last, jobs=sorted(set(same)))
 
 
-def vanished(
-    gone: list[str], mark: Watermark | None, cron_success: datetime | None
-) -> list[LastRun]:
-    """Runs whose Jobs were active and disappeared unseen. The CronJob's
-    lastSuccessfulTime, when later than every recorded run and not before the run's
-    slot, accounts for one of them (the newest); the rest are Unknown."""
+def vanished(gone: list[str], proof: datetime | None) -> list[LastRun]:
+    """Runs whose Jobs were active and disappeared unseen. The CronJob's evidence
+    (above), when not before the run's slot, accounts for one of them (the newest);
+    the rest are Unknown."""
     out: list[LastRun] = []
-    resolvable = cron_success is not None and (mark is None or cron_success > mark.completion_time)
     for job in sorted(gone, key=lambda j: (scheduled_from_name(j) is None, j), reverse=True):
         scheduled = scheduled_from_name(job)
         trigger: Literal["Scheduled", "Manual"] = "Scheduled" if scheduled else "Manual"
-        if (
-            resolvable
-            and cron_success is not None
-            and (scheduled is None or cron_success >= scheduled)
-        ):
-            resolvable = False
+        if proof is not None and (scheduled is None or proof >= scheduled):
             out.append(
                 LastRun(
                     job=job,
                     scheduled_time=scheduled,
-                    completion_time=cron_success,
+                    completion_time=proof,
                     result="Succeeded",
                     reason="CronJobLastSuccess",
                     trigger=trigger,
                 )
             )
+            proof = None
         else:
             out.append(
                 LastRun(

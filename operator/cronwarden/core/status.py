@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cronwarden.api import models
-from cronwarden.api.models import LastRun, ScheduledTask, ScheduledTaskStatus, Watermark
+from cronwarden.api.models import LastRun, ScheduledTask, ScheduledTaskStatus
 from cronwarden.core import admission, apiwarnings, blocking, detection, schedule
 from cronwarden.core.conditions import LATE, Blockage, Conditions, Event, Problem
 from cronwarden.core.recording import (
@@ -23,8 +23,10 @@ from cronwarden.core.recording import (
     claim,
     describe_unseen,
     describe_vanished,
+    evidence,
     named,
     new_runs,
+    past,
     unseen_success,
     vanished,
     watermark_of,
@@ -89,29 +91,32 @@ def compute_status(
     watermark = advance(mark, recorded)
 
     # The CronJob's own lastSuccessfulTime: the success of a run whose Job vanished,
-    # or of one never seen at all, counted once (the watermark moves to it); and the
-    # last success is never older than the CronJob says (docs/detection.md).
+    # or of one never seen at all, counted once (the watermark moves to it, or is
+    # already past it); and the last success is never older than the CronJob says
+    # (docs/detection.md). It is evidence against the watermark from before this
+    # reconcile's runs: a later run recorded now does not account for it.
     cron_success = parse_time(((cronjob or {}).get("status") or {}).get("lastSuccessfulTime"))
+    proof = evidence(mark, cron_success, runs) if cronjob is not None else None
     policy = models.effective_concurrency_policy(spec)
     present = {r.job for r in runs}
     gone = [job for job in prev.active if job not in present]
     created = parse_time(task.metadata.get("creationTimestamp")) or now
     if policy != "Replace" and cronjob is not None:
-        for lost in vanished(gone, watermark, cron_success):
+        for lost in vanished(gone, proof):
             if lost.result == "Succeeded":
                 succeeded, consecutive = succeeded + 1, 0
                 events.append(Event("Normal", "RunSucceeded", describe_vanished(lost)))
                 assert lost.completion_time is not None
-                watermark = Watermark(completion_time=lost.completion_time, jobs=[lost.job])
+                watermark, proof = past(watermark, lost.completion_time, lost.job), None
             else:
                 unknown += 1
                 events.append(Event("Warning", "RunUnknown", describe_vanished(lost)))
             last_run = lost
-    if cronjob is not None and unseen_success(watermark, cron_success, runs, created):
-        assert cron_success is not None
+    if unseen_success(proof, runs, created):
+        assert proof is not None
         succeeded += 1
-        events.append(Event("Normal", "RunSucceeded", describe_unseen(cron_success)))
-        watermark = Watermark(completion_time=cron_success, unseen_success=True)
+        events.append(Event("Normal", "RunSucceeded", describe_unseen(proof)))
+        watermark = past(watermark, proof)
     if cron_success is not None and (last_success is None or cron_success > last_success):
         last_success = cron_success
         if last_failure is None or cron_success > last_failure:

@@ -234,3 +234,54 @@ def test_a_vanished_success_taken_by_a_previous_version_is_not_counted_again() -
                       "reason": "CronJobLastSuccess", "completionTime": UNSEEN_AT}  # fmt: skip
     status = compute_status(task(status=old), PROVES, [], LATER).status
     assert status.succeeded == 2
+
+
+# Full chaos run, operator-freeze, 2026-12-02 (c-0123): while the operator was frozen
+# a run came and went (the CronJob recorded its success), and the next run finished
+# just after the operator continued. Its first reconcile saw that next run finish and
+# recorded it first: the CronJob's older lastSuccessfulTime, no longer later than the
+# watermark, was taken as accounted for. One success lost.
+NEXT = job(
+    "backup-29930553",
+    scheduled="2026-11-28T02:33:00Z",
+    start="2026-11-28T02:33:01Z",
+    complete="2026-11-28T02:33:05Z",
+    created="2026-11-28T02:33:00Z",
+)
+
+
+def test_a_success_only_the_cronjob_holds_is_counted_beside_a_later_recorded_run() -> None:
+    outcome = compute_status(task(status=recorded_status()), PROVES, [NEXT], LATER)
+    status = outcome.status
+    assert (status.succeeded, status.failed, status.unknown) == (3, 0, 0)
+    assert status.watermark == Watermark(
+        completion_time=datetime(2026, 11, 28, 2, 33, 5, tzinfo=UTC), jobs=["backup-29930553"]
+    )
+    assert status.last_run is not None
+    assert status.last_run.job == "backup-29930553"
+    assert sorted(e.reason for e in outcome.events) == ["RunSucceeded", "RunSucceeded"]
+    # Nothing more once the CronJob catches up with the next run, nor on a restart.
+    caught_up = {**CRONJOB, "status": {"lastSuccessfulTime": "2026-11-28T02:33:05Z"}}
+    for cronjob, jobs in ((PROVES, [NEXT]), (caught_up, [NEXT]), (caught_up, [])):
+        again = compute_status(task(status=wire(status)), cronjob, jobs, LATER)
+        assert again.status.succeeded == 3
+        assert again.events == []
+
+
+def test_a_later_success_recorded_with_the_cronjobs_own_is_counted_once() -> None:
+    """The CronJob's lastSuccessfulTime is the run recorded in this reconcile: one run."""
+    caught_up = {**CRONJOB, "status": {"lastSuccessfulTime": "2026-11-28T02:33:05Z"}}
+    status = compute_status(task(status=recorded_status()), caught_up, [NEXT], LATER).status
+    assert status.succeeded == 2
+
+
+def test_a_vanished_run_the_cronjob_holds_is_resolved_beside_a_later_recorded_run() -> None:
+    """The same with the first run seen active before the operator stopped watching."""
+    vanished_success = {**CRONJOB, "status": {"lastSuccessfulTime": "2026-11-28T02:30:40Z"}}
+    outcome = compute_status(task(status=active_status()), vanished_success, [NEXT], LATER)
+    status = outcome.status
+    assert (status.succeeded, status.failed, status.unknown) == (2, 0, 0)
+    assert status.watermark is not None
+    assert status.watermark.completion_time == datetime(2026, 11, 28, 2, 33, 5, tzinfo=UTC)
+    again = compute_status(task(status=wire(status)), vanished_success, [NEXT], LATER).status
+    assert (again.succeeded, again.unknown) == (2, 0)
