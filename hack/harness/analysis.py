@@ -404,19 +404,25 @@ def alerts(rec: Record, fig: Figures, faults: list[Fault], grace: float, settle:
                         )
             prev = snap
 
-    # Missed alerts: slots without a run in time, never flagged.
+    # Missed alerts: slots without a run in time, never flagged. A Job created within
+    # LAG after the grace's end races with the judgement (the mirror of the false
+    # alerts' margin): either verdict stands. A fault that begins before the flag is
+    # due (the grace's end + settle) moves it to the fault's end + settle.
     for uid, slots in slots_of.items():
         for slot in slots:
             fig.slots += 1
             if on_time(uid, slot):
                 continue
             deadline = slot + grace + settle
-            for f in faults:
-                if f.covers(slot + grace, settle):
-                    deadline = max(deadline, f.end + settle)
+            in_fault = False
+            for f in sorted(faults, key=lambda f: f.start):
+                if f.start <= deadline and slot + grace <= f.end + settle:
+                    deadline, in_fault = max(deadline, f.end + settle), True
             if deadline > rec.end or rec.task_at(uid, slot + grace) is None:
                 continue
             fig.slots_missed += 1
+            if on_time(uid, slot, margin=-LAG):
+                continue
             current = rec.task_at(uid, slot + grace) or {}
             flagged = "True" in (current.get("late"), current.get("blocked"))
             for t, snap in rec.tasks[uid]:
@@ -430,7 +436,7 @@ def alerts(rec: Record, fig: Figures, faults: list[Fault], grace: float, settle:
                     break
             if not flagged:
                 fig.missed_alerts += 1
-                fig.missed_alerts_after += not during(slot + grace)
+                fig.missed_alerts_after += not in_fault
                 fig.note(
                     "missed_alerts", f"task {uid}: slot {slot:.0f} not flagged by {deadline:.0f}"
                 )

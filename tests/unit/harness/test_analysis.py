@@ -246,6 +246,36 @@ def test_a_slot_without_a_run_must_be_flagged_within_grace_and_settle() -> None:
     assert blocked["missed_alerts"] == 0
 
 
+def test_a_job_created_within_lag_after_the_grace_end_needs_no_flag_either() -> None:
+    """The mirror of the race above (apiserver-restart, full run, c-0154): the Job was
+    created 0.6 s after the grace ended (Forbid: right after the previous run
+    finished), and the operator, judging 3 s later, saw it: Late not raised is not a
+    missed alert. Created later than LAG, it is."""
+
+    def slot_created_at(at: float) -> list[dict[str, Any]]:
+        created = job(at, "job_created", "c-1", 0) | {"created": iso(int(at))}
+        return [cronjob(), slot(0), task(-50), created, task(at + 3), end(200)]
+
+    raced = figures(slot_created_at(GRACE + 0.6))
+    assert (raced["slots_missed"], raced["missed_alerts"]) == (1, 0)
+    assert figures(slot_created_at(GRACE + 2.5))["missed_alerts"] == 1
+
+
+def test_a_fault_that_starts_before_the_flag_is_due_moves_its_deadline() -> None:
+    """etcd-restart, full run: etcd stopped 0.3 s after the slots' grace ended, so no
+    status could be written until it was back. The flag is due 30 s after the fault's
+    end, and one missing then is missed during the fault, not after it."""
+    base = [cronjob(), slot(0), task(1)]
+    etcd = [Fault("etcd", T0 + GRACE + 0.3, T0 + GRACE + 40)]
+    flagged = figures([*base, task(GRACE + 50, late="True", last_missed=iso(0)), end(300)], etcd)
+    assert (flagged["slots_missed"], flagged["missed_alerts"]) == (1, 0)
+    never = figures([*base, end(300)], etcd)
+    assert (never["missed_alerts"], never["missed_alerts_after"]) == (1, 0)
+    # Without the fault the same flag is 20 s too late, after any fault.
+    late = figures([*base, task(GRACE + 50, late="True", last_missed=iso(0)), end(300)])
+    assert (late["missed_alerts"], late["missed_alerts_after"]) == (1, 1)
+
+
 @pytest.mark.parametrize(("deleted", "expected"), [(50, 0), (float("inf"), 1)])
 def test_two_cronjobs_of_one_task_at_once_are_a_duplicate(deleted: float, expected: int) -> None:
     records = [cronjob(0, "cj-a"), cronjob(60, "cj-b"), end(200)]
