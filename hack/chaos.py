@@ -37,7 +37,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import setup
-from harness.chaosrun import ChaosRun
+from harness.analysis import Fault, analyse
+from harness.chaosrun import GRACE_SECONDS, ChaosRun
 from harness.report import chaos_markdown, chaos_misses, chaos_report
 from harness.scenarios import SCENARIOS, STARTERS
 from harness.setup import ROOT, STATE_DIR, BenchError, log
@@ -76,7 +77,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="run nothing: print the table, and a Markdown one, of these earlier runs'\n"
         "JSON (their scenarios side by side), and exit 1 if a figure missed",
     )
+    p.add_argument(
+        "--rejudge",
+        type=Path,
+        metavar="JSON",
+        help="run nothing: judge an earlier run's records again with this checkout's\n"
+        "analysis (after a fix of it), writing --json; the records are read from\n"
+        "--records, named <scenario>-record.jsonl as the run wrote them",
+    )
+    p.add_argument(
+        "--records", type=Path, default=None, help="for --rejudge (default .state/chaos)"
+    )
     args = p.parse_args(argv)
+    if args.rejudge and args.json is None:
+        p.error("--rejudge needs --json for the re-judged run")
     args.tasks = args.tasks or (30 if args.small else 1000)
     args.per_minute = args.per_minute or (12 if args.small else 200)
     args.scenario = args.scenario or list(SCENARIOS)
@@ -133,27 +147,51 @@ def report(paths: list[Path]) -> int:
     return 1 if any(r["errors"] or chaos_misses(r) for r in results) else 0
 
 
+def rejudge(path: Path, records: Path, out: Path) -> int:
+    """The figures of an earlier run, judged again from its records by this checkout's
+    analysis. What only the run itself could measure (convergence, restarts, RSS,
+    blind windows, the audit log's figures) is kept as it was."""
+    run = json.loads(path.read_text())
+    for result in run["scenarios"]:
+        record = records / f"{result['scenario']}-record.jsonl"
+        lines = [json.loads(line) for line in record.read_text().splitlines() if line.strip()]
+        faults = [Fault(f["name"], f["start"], f["end"]) for f in result["fault_windows"]]
+        # Runs before this field: the record's own end, a second or so after the stop.
+        until = result.get("operators_stopped")
+        result.update(analyse(lines, faults, GRACE_SECONDS, until=until))
+    run["meta"]["rejudged"] = {"from": str(path), "records": str(records), "by": commit_of(ROOT)}
+    run["meta"]["json"] = str(out)
+    out.write_text(json.dumps(run, indent=2) + "\n")
+    print(chaos_report(run["scenarios"], run["meta"]))
+    return 1 if any(r["errors"] or chaos_misses(r) for r in run["scenarios"]) else 0
+
+
+def commit_of(root: Path) -> str:
+    done = subprocess.run(
+        ["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    )
+    return done.stdout.strip() or "unknown"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.report:
         return report(args.report)
+    if args.rejudge:
+        return rejudge(args.rejudge, args.records or OUT_DIR, args.json)
     setup.TOOL = "chaos"
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     wall = time.monotonic()
     kc = args.kubeconfig or STATE_DIR / "kubeconfig"
-    commit = subprocess.run(
-        ["git", "-C", str(args.operator_root), "rev-parse", "--short", "HEAD"],
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
+    commit = commit_of(args.operator_root)
     meta: dict[str, Any] = {
         "tasks": args.tasks,
         "per_minute": args.per_minute,
         "small": args.small,
         "seed": args.seed,
         "operator_root": str(args.operator_root),
-        "operator_commit": commit or "unknown",
+        "operator_commit": commit,
         "cpus": os.cpu_count(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "json": str(args.json),

@@ -417,6 +417,7 @@ class ChaosRun:
             ],
             # The pace of the scenario, not a figure (harness/convergence.py says why).
             "live_convergence_seconds": self.convergence,
+            "operators_stopped": stopped,  # what the record is judged up to (--rejudge)
             **convergence_figures(records, [f.end for f in self.faults], until=stopped),
             "crashes": self.crashes,
             "restarts": self.restarts,

@@ -57,6 +57,19 @@ def chaos(scenarios: list[str], kubeconfig: Path) -> dict[str, object]:
     )
     assert again.returncode == 0, again.stdout + again.stderr
     assert f"| figure | `{result['scenario']}` | target |" in again.stdout
+    # Judged again from the record left beside it, by the same analysis: the same.
+    rejudged = out.with_name(f"{out.stem}-rejudged.json")
+    judged = subprocess.run(
+        [sys.executable, str(ROOT / "hack" / "chaos.py"), f"--rejudge={out}", f"--json={rejudged}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert judged.returncode == 0, judged.stdout + judged.stderr
+    (same,) = json.loads(rejudged.read_text())["scenarios"]
+    figures = ("runs_lost", "counted_twice", "phantoms", "missed_alerts", "false_alerts", "slots")
+    assert {k: same[k] for k in figures} == {k: result[k] for k in figures}
     return dict(result)
 
 
