@@ -37,7 +37,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import setup
-from harness.analysis import Fault, analyse
+from harness.analysis import Fault, analyse, parse_record
 from harness.chaosrun import GRACE_SECONDS, ChaosRun
 from harness.report import chaos_markdown, chaos_misses, chaos_report
 from harness.scenarios import SCENARIOS, STARTERS
@@ -154,7 +154,7 @@ def rejudge(path: Path, records: Path, out: Path) -> int:
     run = json.loads(path.read_text())
     for result in run["scenarios"]:
         record = records / f"{result['scenario']}-record.jsonl"
-        lines = [json.loads(line) for line in record.read_text().splitlines() if line.strip()]
+        lines = parse_record(record.read_text())
         faults = [Fault(f["name"], f["start"], f["end"]) for f in result["fault_windows"]]
         # Runs before this field: the record's own end, a second or so after the stop.
         until = result.get("operators_stopped")

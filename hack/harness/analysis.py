@@ -43,6 +43,7 @@ fault's end, and those must already be right (README, "Reliability", D3).
 from __future__ import annotations
 
 import itertools
+import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,6 +59,11 @@ LAG = 2.0  # seconds: how late the recorder may log what the API server did
 COUNTERS = ("succeeded", "failed", "unknown", "missed", "skipped")
 STAMPS = ("last_schedule", "last_success", "last_failure", "watermark")
 EXAMPLES = 8
+
+
+def parse_record(text: str) -> list[dict[str, Any]]:
+    """The recorder's JSON lines."""
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 @dataclass
@@ -370,8 +376,8 @@ def alerts(rec: Record, fig: Figures, faults: list[Fault], grace: float, settle:
         deadline = slot + grace - margin
         return any(started.get((cj, slot), float("inf")) < deadline for cj in cronjobs_of[task])
 
-    def during(t: float, settle: float = settle) -> bool:
-        return any(f.covers(t, settle) for f in faults)
+    def during(t: float) -> bool:
+        return any(f.covers(t) for f in faults)
 
     def unseen(task: str, slot: float) -> bool:
         ours = cronjobs_of[task]
@@ -395,7 +401,7 @@ def alerts(rec: Record, fig: Figures, faults: list[Fault], grace: float, settle:
                         fig.false_alerts += 1
                         hidden = unseen(uid, slot)
                         fig.false_alerts_unseen += hidden
-                        fig.false_alerts_after += not hidden and not during(t, settle=0.0)
+                        fig.false_alerts_after += not hidden and not during(t)
                         why = " (its Jobs and CronJob vanished in a fault)" if hidden else ""
                         fig.note(
                             "false_alerts",

@@ -12,7 +12,6 @@ A scenario (harness/scenarios.py) only says which faults to inject and when:
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import random
 import signal
@@ -27,7 +26,7 @@ import urllib3
 from kubernetes import client, config
 
 from harness.accounts import Accounts
-from harness.analysis import SETTLE, Fault, analyse
+from harness.analysis import SETTLE, Fault, analyse, parse_record
 from harness.convergence import convergence_figures
 from harness.load import GRACE_SECONDS, apply_chunked, chaos_task, chaos_tasks
 from harness.measure import proc_memory
@@ -405,7 +404,7 @@ class ChaosRun:
             except subprocess.TimeoutExpired:
                 self.recorder.kill()
                 self.notes.append("the recorder did not stop on SIGTERM in 30s")
-        records = [json.loads(line) for line in self.record_text().splitlines() if line.strip()]
+        records = parse_record(self.record_text())
         figures = analyse(records, self.faults, GRACE_SECONDS, until=stopped)
         tracebacks = sum(s["tracebacks"] for s in logs.values())
         return {

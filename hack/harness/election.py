@@ -30,6 +30,7 @@ from typing import Any
 
 from harness import audit
 from harness.accounts import operator_users
+from harness.analysis import parse_record
 from harness.chaosrun import ChaosRun
 from harness.load import chaos_task
 from harness.setup import BenchError, kubectl, log
@@ -133,7 +134,7 @@ def figures(
             f"no request of the replicas in the audit log {audit.AUDIT_LOG}: a cluster "
             "created before hack/cluster.sh audited the chaos namespaces? Recreate it."
         )
-    records = [json.loads(line) for line in run.record_text().splitlines() if line.strip()]
+    records = parse_record(run.record_text())
     terms = audit.terms([r for r in records if r["kind"] == "lease"], lease)
     foreign = audit.foreign_writes(requests, terms, users)
     failovers = audit.failovers(deaths, terms, requests, users)
