@@ -189,6 +189,13 @@ bench: install tools ## Benchmark N tasks: convergence vs plain CronJobs, RSS, C
 bench-shards: install tools ## Benchmark 1 shard against 2: convergence of N tasks, CPU and RSS per replica, failover (BENCH_ARGS="--burst N": the midnight burst).
 	$(PY) hack/shardbench.py --tasks $(N) $(BENCH_ARGS)
 
+# New tasks to time in `make bench-floor` (hack/floor.py --help).
+FLOOR_N ?= 1000
+
+.PHONY: bench-floor
+bench-floor: install tools ## The least CPU a new task costs on this stack (parse, build, create, status, write, decode).
+	$(PY) hack/floor.py --tasks $(FLOOR_N)
+
 .PHONY: bench-monitor
 bench-monitor: install tools ## Benchmark monitor mode: 500 monitored CronJobs, requests at rest and reconcile lag.
 	$(PY) hack/monitorbench.py $(BENCH_ARGS)

@@ -16,6 +16,15 @@ import pytest
 
 from tests.e2e.support import ROOT, STATE_DIR
 
+FLOOR_STEPS = (
+    "parse the task (pydantic)",
+    "build the CronJob",
+    "create it (server-side apply, official client)",
+    "compute the status",
+    "write it (merge patch, official client)",
+    "decode 3 watch events (json)",
+)
+
 
 @pytest.fixture
 def bench_namespaces() -> Iterator[None]:
@@ -117,3 +126,20 @@ def test_bench_shards_burst_mode_at_a_small_n(kubeconfig: Path, crd: str, tmp_pa
         assert all(r["rss_peak_kib"] > 0 for r in replicas.values())
         assert b["operator_cpu_seconds"] > 0
     assert "2 shard(s): 20 tasks" in stdout
+
+
+def test_bench_floor_times_each_step_of_a_new_task(
+    kubeconfig: Path, crd: str, tmp_path: Path
+) -> None:
+    """hack/floor.py (`make bench-floor`) does for each task what any operator on this
+    stack must: its CronJob is created and its status written, for real."""
+    n = 10
+    stdout, report = bench("floor.py", f"--tasks={n}", out=tmp_path / "floor.json",
+                           kubeconfig=kubeconfig)  # fmt: skip
+    assert report["errors"] == []
+    assert report["cronjobs_created"] == n
+    assert set(report["steps_ms"]) == set(FLOOR_STEPS)
+    assert all(ms > 0 for ms in report["steps_ms"].values()), report["steps_ms"]
+    assert report["floor_ms"] == pytest.approx(sum(report["steps_ms"].values()))
+    assert report["status_bytes"] > 500  # a real status: conditions and all
+    assert "sum: the floor per new task" in stdout
