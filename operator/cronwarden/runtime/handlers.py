@@ -1,11 +1,11 @@
 """kopf registrations: log in, start and stop the engine, and hand every watch
 event to it. Nothing here decides anything.
 
-kopf watches ScheduledTasks in the operator's namespaces, and Events, only the Job
-controller's FailedCreate on Jobs, selected on the server. CronJobs and Jobs, only
-where labelled app.kubernetes.io/managed-by=cronwarden (selected on the server),
-are watched by the operator's own reflectors (runtime/reflector.py says why),
-started and stopped here with the engine. No per-object timers or change-detection
+kopf watches ScheduledTasks in the operator's namespaces. CronJobs and Jobs, only
+where labelled app.kubernetes.io/managed-by=cronwarden, and Events, only the Job
+controller's FailedCreate on Jobs (both selected on the server), are watched by the
+operator's own reflectors (runtime/reflector.py says why), started and stopped here
+with the engine. No per-object timers or change-detection
 handlers are used, so kopf adds no finalizers and writes nothing to the task
 besides the status the controller computes.
 """
@@ -25,8 +25,9 @@ from cronwarden.api import models
 from cronwarden.core.builder import FIELD_MANAGER, MANAGED_BY, MANAGED_BY_LABEL, TASK_LABEL
 from cronwarden.runtime import reflector, shards
 from cronwarden.runtime.engine import Engine
-from cronwarden.runtime.kube import CRONJOBS, JOBS, Kube, in_cluster, load_api_client
+from cronwarden.runtime.kube import CRONJOBS, EVENTS, JOBS, Kube, in_cluster, load_api_client
 from cronwarden.runtime.metrics import TaskMetrics, serve
+from cronwarden.runtime.reflector import Source
 from cronwarden.runtime.refusals import FIELD_SELECTOR
 from cronwarden.settings import (
     API_RETRY_BACKOFFS,
@@ -124,8 +125,6 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.networking.request_timeout = 60
     # The blind window after an API server outage is the retry delay in progress.
     settings.networking.error_backoffs = RetryBackoffs(API_RETRY_BACKOFFS, API_RETRY_JITTER)
-    # Only the Job controller's refusals of pods (runtime/refusals.py).
-    settings.watching.field_selectors["v1", "events"] = FIELD_SELECTOR
     metrics: TaskMetrics | None = getattr(memo, "metrics", None)  # a shard's (runner.py)
     if metrics is None:
         metrics = TaskMetrics()
@@ -152,8 +151,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         asyncio.get_running_loop(),
         config.scopes(),
         [
-            (CRONJOBS, managed, lambda t, b: engine.cronjob_event(t, b, task_label(b))),
-            (JOBS, managed, lambda t, b: engine.job_event(t, b, task_label(b))),
+            Source(CRONJOBS, lambda t, b: engine.cronjob_event(t, b, task_label(b)), managed),
+            Source(JOBS, lambda t, b: engine.job_event(t, b, task_label(b)), managed),
+            # Only the Job controller's refusals of pods (runtime/refusals.py).
+            Source(EVENTS, engine.refusal_event, fields=FIELD_SELECTOR),
         ],
     )
     await engine.start()
@@ -176,8 +177,3 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 @kopf.on.event(models.GROUP, models.VERSION, models.PLURAL)
 async def task_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     memo.engine.task_event(event.get("type"), event["object"])
-
-
-@kopf.on.event("v1", "events")
-async def refusal_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
-    memo.engine.refusal_event(event.get("type"), event["object"])

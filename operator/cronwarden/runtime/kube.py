@@ -233,7 +233,13 @@ class Kube:
         return self.api.list_all(collection(template, namespace), query)
 
     def list_page(
-        self, template: str, namespace: str | None, selector: str = "", token: str = ""
+        self,
+        template: str,
+        namespace: str | None,
+        selector: str = "",
+        token: str = "",
+        *,
+        fields: str = "",
     ) -> tuple[list[dict[str, Any]], str, str | None]:
         """One page of the objects at `template` in `namespace` (None: all namespaces):
         (items, the list's resourceVersion, the token of the next page or None).
@@ -243,8 +249,10 @@ class Kube:
         only) and the later pages from a snapshot of that cache, so it reads no
         objects from etcd. resourceVersion=0 would be served from the cache too, but
         ignores `limit`: one answer with every object, which at 10,000 tasks is tens
-        of megabytes to parse at once."""
+        of megabytes to parse at once. `fields` is a field selector."""
         query = {"labelSelector": selector} if selector else {}
+        if fields:
+            query["fieldSelector"] = fields
         if shard := self.shard_selectors.get(template):
             query["shardSelector"] = shard
         page = self.api.list_page(collection(template, namespace), query, token)
@@ -257,6 +265,7 @@ class Kube:
         resource_version: str,
         seconds: float,
         selector: str = "",
+        fields: str = "",
     ) -> Watch:
         """Watch the objects at `template` in `namespace` (None: all) from
         `resource_version`, with bookmarks, filtered as list_page filters; the API
@@ -271,6 +280,8 @@ class Kube:
         }
         if selector:
             query["labelSelector"] = selector
+        if fields:
+            query["fieldSelector"] = fields
         if shard := self.shard_selectors.get(template):
             query["shardSelector"] = shard
         count = self.api.on_request or (lambda *_: None)

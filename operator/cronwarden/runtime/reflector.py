@@ -9,7 +9,8 @@ CronJob's active list and last times), against two of the task's own (its status
 writes coming back). py-spy during a midnight burst of 1,000 runs (README,
 "The midnight burst and the cost per task") put most of the event loop's time in
 that machinery. kopf stays the framework of the ScheduledTask handler (the design
-card), and of the few FailedCreate Events (runtime/refusals.py).
+card). The FailedCreate Events (runtime/refusals.py) are watched here too, with a
+field selector.
 
 How, as client-go's reflector does (and monitor mode's namespace watch,
 runtime/monitorwatch.py, on the same request path, runtime/kube.Kube):
@@ -23,7 +24,13 @@ runtime/monitorwatch.py, on the same request path, runtime/kube.Kube):
   failure (a cut connection, a restarting API server) watches again from the
   last version after the delays kopf's requests use (settings.API_RETRY_BACKOFFS:
   0.5, 1, 2, then 3 s, each +-20 %), so that the window in which the operator is
-  blind after an API server restart stays what README's D2 measured.
+  blind after an API server restart stays what README's D2 measured. An error the
+  API server sends inside a watch (an ERROR event other than 410, such as the 500
+  "etcd event received with PrevKv=nil" of a watch served by etcd while it
+  compacts) is a failure like the others; after STREAM_ERRORS of them in a row the
+  watch lists again, as client-go's reflector does. kopf, which watched FailedCreate
+  Events before, treats such an error as fatal and stops the operator: a
+  50-minute `make soak` lost both operators that way.
 - Listed objects are handed over as kopf handed them, with type None, so the
   engine treats them alike: after start-up a listing means a watch relisted, and
   the engine asks for an audit, which deletes what vanished in between
@@ -43,7 +50,7 @@ import random
 import threading
 from asyncio import AbstractEventLoop
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from cronwarden.runtime.kube import ApiError, Kube, Watch
 from cronwarden.settings import API_RETRY_BACKOFFS, API_RETRY_JITTER
@@ -55,6 +62,8 @@ WATCH_SECONDS = 300.0
 # Events handed to the event loop per turn, and held for it at most per watch.
 BATCH = 200
 PENDING_MAX = 2_000
+# Errors sent inside watches, in a row, after which the reflector lists again.
+STREAM_ERRORS = 3
 
 Deliver = Callable[[str | None, dict[str, Any]], None]
 
@@ -129,11 +138,13 @@ class Reflector:
         scope: str | None,
         selector: str,
         handoff: Handoff,
+        fields: str = "",
     ) -> None:
         self.kube = kube
         self.template = template
         self.scope = scope
         self.selector = selector
+        self.fields = fields
         self.handoff = handoff
         self.version = ""  # the last resourceVersion seen
         self.lists = 0  # completed listings (tests, logs)
@@ -166,6 +177,7 @@ class Reflector:
 
     def run(self) -> None:
         failures = 0
+        stream_errors = 0  # errors the API server sent inside watches, in a row
         must_list = True
         while not self._stop.is_set():
             try:
@@ -173,7 +185,7 @@ class Reflector:
                     self.list()
                     must_list = False
                 self.watch()
-                failures = 0
+                failures = stream_errors = 0
                 continue
             except ApiError as err:
                 error = err
@@ -185,6 +197,16 @@ class Reflector:
                 log.info("watch of %s expired (%s); listing again", self.name, error)
                 must_list = True
                 continue
+            if error.status and not must_list:
+                stream_errors += 1
+                if stream_errors >= STREAM_ERRORS:
+                    log.warning(
+                        "watch of %s failed %d times in a row (%s); listing again",
+                        self.name,
+                        stream_errors,
+                        error,
+                    )
+                    must_list, stream_errors = True, 0
             failures += 1
             delay = backoff(failures)
             what = "listing" if must_list else "watching"
@@ -197,7 +219,7 @@ class Reflector:
         version = ""
         while token is not None:
             items, page_version, token = self.kube.list_page(
-                self.template, self.scope, self.selector, token
+                self.template, self.scope, self.selector, token, fields=self.fields
             )
             version = version or page_version
             for body in items:
@@ -210,7 +232,12 @@ class Reflector:
         """One watch request from the last version seen, read until it ends."""
         seconds = WATCH_SECONDS * (1 + random.random())  # a spread, not a secret
         watch = self.kube.watch(
-            self.template, self.scope, self.version, seconds, selector=self.selector
+            self.template,
+            self.scope,
+            self.version,
+            seconds,
+            selector=self.selector,
+            fields=self.fields,
         )
         with self._lock:
             if self._stop.is_set():
@@ -229,17 +256,25 @@ class Reflector:
                 self._watch = None
 
 
+class Source(NamedTuple):
+    """What to reflect in each scope, selected on the server, and where it goes."""
+
+    template: str
+    deliver: Deliver
+    labels: str = ""
+    fields: str = ""
+
+
 def start(
-    kube: Kube,
-    loop: AbstractEventLoop,
-    scopes: list[str | None],
-    watched: list[tuple[str, str, Deliver]],
+    kube: Kube, loop: AbstractEventLoop, scopes: list[str | None], sources: list[Source]
 ) -> list[Reflector]:
-    """A reflector per scope and (path template, label selector, deliver), started."""
+    """A reflector per scope and source, started."""
     out = []
     for scope in scopes:
-        for template, selector, deliver in watched:
-            reflector = Reflector(kube, template, scope, selector, Handoff(loop, deliver))
+        for source in sources:
+            handoff = Handoff(loop, source.deliver)
+            labels, fields = source.labels, source.fields
+            reflector = Reflector(kube, source.template, scope, labels, handoff, fields)
             reflector.start()
             out.append(reflector)
     return out

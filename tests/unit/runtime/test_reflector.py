@@ -16,8 +16,9 @@ import pytest
 
 from cronwarden import settings
 from cronwarden.runtime import reflector
-from cronwarden.runtime.kube import CRONJOBS, JOBS, ApiError, Kube
+from cronwarden.runtime.kube import CRONJOBS, EVENTS, JOBS, ApiError, Kube
 from cronwarden.runtime.reflector import Handoff, Reflector
+from cronwarden.runtime.refusals import FIELD_SELECTOR
 from tests.unit.runtime.test_monitorwatch import FakeWatch
 
 Event = tuple[str, dict[str, Any]]
@@ -37,11 +38,13 @@ class FakeKube:
         self.lists: list[tuple[str, str | None, str, str]] = []
         self.opened: list[tuple[str, str, FakeWatch]] = []  # (version, selector, watch)
         self.fail_lists = 0
+        self.fields: list[str] = []  # the field selector of each list and watch
 
     def list_page(
-        self, template: str, namespace: str | None, selector: str, token: str
+        self, template: str, namespace: str | None, selector: str, token: str, fields: str = ""
     ) -> tuple[list[dict[str, Any]], str, str | None]:
         self.lists.append((template, namespace, selector, token))
+        self.fields.append(fields)
         if self.fail_lists:
             self.fail_lists -= 1
             raise ApiError(0, "ConnectionError", "refused")
@@ -50,8 +53,15 @@ class FakeKube:
         return self.objects[at : at + 2], self.version, nxt
 
     def watch(
-        self, template: str, namespace: str | None, version: str, seconds: float, selector: str
+        self,
+        template: str,
+        namespace: str | None,
+        version: str,
+        seconds: float,
+        selector: str,
+        fields: str = "",
     ) -> FakeWatch:
+        self.fields.append(fields)
         opened = FakeWatch()
         self.opened.append((version, selector, opened))
         return opened
@@ -124,6 +134,49 @@ def test_lists_watches_relists_after_gone_and_watches_again_after_a_cut() -> Non
             assert kube.opened[2][0] == "20"
             assert len(kube.lists) == 3
             assert got[-1] == (None, "a")
+        finally:
+            watch.stop()
+            assert await asyncio.to_thread(watch.join, 10)
+
+    asyncio.run(scenario())
+
+
+def test_errors_sent_inside_watches_are_survived_and_then_list_again() -> None:
+    """An ERROR event other than 410 (the 500 "etcd event received with PrevKv=nil" of
+    a watch served by etcd while it compacts) ends that watch, not the operator: watch
+    again from the last version, and after STREAM_ERRORS in a row, list again. The
+    FailedCreate Events are reflected so, with their field selector on every request."""
+    kube = FakeKube()
+    kube.objects = [obj("e", "3")]
+    got: list[tuple[str | None, str]] = []
+    prev_kv = "etcd event received with PrevKv=nil (key=/registry/events/ns/e.1)"
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        handoff = Handoff(loop, lambda t, b: got.append((t, b["metadata"]["name"])))
+        watch = Reflector(kube, EVENTS, "ns", "", handoff, FIELD_SELECTOR)  # type: ignore[arg-type]
+        watch.start()
+        try:
+            await until(lambda: len(kube.opened) == 1, "the watch")
+            kube.current().feed.put(("MODIFIED", obj("e", "11")))
+            await until(lambda: watch.version == "11", "the event's version")
+            for n in range(1, reflector.STREAM_ERRORS):
+                kube.current().feed.put(ApiError(500, "InternalError", prev_kv))
+                await until(lambda n=n: len(kube.opened) == n + 1, "the watch again")
+                assert kube.opened[-1][0] == "11"
+                assert len(kube.lists) == 1
+            kube.version = "30"
+            kube.current().feed.put(ApiError(500, "InternalError", prev_kv))
+            await until(lambda: len(kube.lists) == 2, "the listing again")
+            await until(lambda: len(kube.opened) == reflector.STREAM_ERRORS + 1, "the watch")
+            assert kube.opened[-1][0] == "30"
+            # A watch that went well starts the count again.
+            kube.current().feed.put(("MODIFIED", obj("e", "31")))
+            kube.current().feed.put(ApiError(0, "ConnectionError", "the watch broke off"))
+            await until(lambda: len(kube.opened) == reflector.STREAM_ERRORS + 2, "again")
+            assert len(kube.lists) == 2
+            assert got == [(None, "e"), ("MODIFIED", "e"), (None, "e"), ("MODIFIED", "e")]
+            assert set(kube.fields) == {FIELD_SELECTOR}
         finally:
             watch.stop()
             assert await asyncio.to_thread(watch.join, 10)
@@ -217,3 +270,19 @@ def test_kube_watch_carries_the_label_and_shard_selectors() -> None:
     assert sent[0].startswith("/apis/batch/v1/jobs?")
     assert "labelSelector" not in sent[1]
     assert "shardSelector" not in sent[1]
+
+
+def test_kopf_watches_only_the_tasks() -> None:
+    """kopf stops the whole operator on an error sent inside a watch (other than 410);
+    the FailedCreate Events, watched by etcd directly and so exposed to compaction's
+    500s, are the reflector's, as CronJobs and Jobs are."""
+    import kopf
+
+    import cronwarden.runtime.handlers  # noqa: F401  (registers the handlers)
+
+    registry = kopf.get_default_registry()
+    watched = {
+        (h.selector.group, h.selector.version, h.selector.any_name)
+        for h in registry._watching.get_all_handlers()
+    }
+    assert watched == {("cronwarden.io", "v1alpha1", "scheduledtasks")}
