@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 
 from cronwarden.core.builder import MANAGED_BY, MANAGED_BY_LABEL
+from cronwarden.runtime import allocator
 from cronwarden.runtime.cache import CRONJOBS, JOBS, TASKS, Body, Cache, Listing, uid_of
 from cronwarden.runtime.kube import CRONJOBS as CRONJOBS_PATH
 from cronwarden.runtime.kube import JOBS as JOBS_PATH
@@ -139,6 +140,8 @@ class Audit:
                 self.on_correction(resource, kind, n)
             total.merge(listing)
         self.last_completed = time.time()
+        # what the pages were parsed into is freed now: hand its pages back (allocator.py)
+        await loop.run_in_executor(self.executor, allocator.trim)
         log.debug(
             "audit took %.2fs; corrections: %s",
             time.monotonic() - started,

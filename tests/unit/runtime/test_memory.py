@@ -105,6 +105,62 @@ def test_a_page_parsed_in_worker_threads_is_given_back() -> None:
     assert kept_now < kept_before / 3, f"kept {kept_now} KiB, {kept_before} KiB before"
 
 
+# A worker thread allocates 60 MB of 3 KB blocks (below the mmap threshold, as parsed
+# strings and lists are) and keeps one in 50, spread over its whole heap: freed, the
+# others stay resident until trim() hands their pages back.
+FRAGMENTED = textwrap.dedent(
+    """
+    import sys, threading
+    from cronwarden.runtime import allocator
+    allocator.configure()
+
+    def rss_kib():
+        with open("/proc/self/status") as f:
+            return next(int(l.split()[1]) for l in f if l.startswith("VmRSS"))
+
+    kept = []
+    def work():
+        blocks = [bytearray(3000) for _ in range(20000)]
+        kept.extend(blocks[::50])
+    t = threading.Thread(target=work)
+    t.start()
+    t.join()
+    before = rss_kib()
+    released = allocator.trim() if sys.argv[1] == "trim" else False
+    print(before - rss_kib(), released)
+    """
+)
+
+
+def given_back_kib(mode: str, threshold: str = "") -> tuple[int, bool]:
+    env = {**os.environ, "PYTHONPATH": str(OPERATOR), allocator.ENV: threshold}
+    out = subprocess.run(
+        [sys.executable, "-c", FRAGMENTED, mode],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    kib, released = out.stdout.split()
+    return int(kib), released == "True"
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc only")
+def test_trim_gives_back_the_free_pages_of_a_fragmented_heap() -> None:
+    untrimmed, _ = given_back_kib("none")
+    trimmed, released = given_back_kib("trim")
+    assert released
+    assert untrimmed < 4 * 1024, f"{untrimmed} KiB went back with no trim"
+    assert trimmed > 40 * 1024, f"trim() gave back only {trimmed} KiB of about 58 MiB free"
+
+
+def test_trim_leaves_malloc_alone_when_told_to() -> None:
+    kib, released = given_back_kib("trim", threshold="0")
+    assert not released
+    assert kib < 4 * 1024
+
+
 def test_memtrace_is_off_without_its_variable() -> None:
     assert memtrace.install({}) is None
 
