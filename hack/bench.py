@@ -18,6 +18,10 @@ as partial and the next one still runs):
 5. latency  M tasks on "* * * * *" in bench-latency: for each task's first
             reflected Job, the time from the Job being seen Complete to the
             task's status.lastRun.job naming it.
+6. restart  the operator stopped and started again on the N + M converged tasks,
+            as a rollout does: the time until it exports every task again, its
+            CPU, its requests and its peak RSS (the chart's memory limit must
+            hold this peak, not only the one of a fresh start).
 
 Catch-up mode (--catch-up) runs phase 1, then instead of phase 2 applies the N
 tasks while no operator runs and starts it after: T_catchup, from its start until
@@ -58,7 +62,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness.burst import NS_BURST, default_lead, phase_burst
 from harness.load import NAMESPACES, NS_LATENCY, NS_TASKS
 from harness.measure import proc_memory, scrape
-from harness.phases import phase_catchup, phase_direct, phase_latency, phase_rest, phase_tasks
+from harness.phases import (
+    phase_catchup,
+    phase_direct,
+    phase_latency,
+    phase_rest,
+    phase_restart,
+    phase_tasks,
+)
 from harness.report import bench_report, burst_report
 from harness.setup import (
     KUBECTL,
@@ -192,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         r["direct"] = phase_direct(kc, args.tasks, args.chunk, args.phase_timeout)
         r["loadavg"]["direct"] = os.getloadavg()
 
-        def start_operator() -> Operator:
+        def start_operator(append_log: bool = False) -> Operator:
             return Operator(
                 args.operator_root,
                 kc,
@@ -200,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.resync_seconds,
                 args.audit_seconds,
                 namespaces=(NS_TASKS, NS_LATENCY),
+                append_log=append_log,
             )
 
         if args.catch_up:
@@ -233,6 +245,15 @@ def main(argv: list[str] | None = None) -> int:
         r["loadavg"]["latency"] = os.getloadavg()
         if r["latency"]["count"] < args.latency_tasks:
             r["errors"].append(f"latency phase: {r['latency'].get('error', 'deadline')}")
+
+        log("restart: the operator stopped and started again on the converged tasks")
+        r["operator_rss_peak_kib"] = proc_memory(op.pid)["VmHWM"]
+        r["restart"], op = phase_restart(
+            op, lambda: start_operator(append_log=True), args.phase_timeout
+        )
+        r["loadavg"]["restart"] = os.getloadavg()
+        if "error" in r["restart"]:
+            r["errors"].append(f"restart phase: {r['restart']['error']}")
     except Done:
         pass
     except (BenchError, subprocess.SubprocessError, OSError) as err:
@@ -246,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         if op is not None:
             if not op.alive():
                 r["errors"].append(f"the operator died ({op.proc.returncode}); see {op_log}")
-            else:
+            elif "restart" not in r:
                 r["operator_rss_peak_kib"] = proc_memory(op.pid)["VmHWM"]
             op.stop()
             r["operator_log"] = op.log_summary()

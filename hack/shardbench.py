@@ -33,7 +33,6 @@ import argparse
 import json
 import sys
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -51,6 +50,7 @@ from harness.measure import (
     proc_cpu_seconds,
     proc_memory,
     start_watchers,
+    task_series,
 )
 from harness.setup import (
     OUT_DIR,
@@ -84,16 +84,6 @@ def names(prefix: str, k: int, shards: int) -> list[str]:
             chosen[s].append(name)
         i += 1
     return sorted(n for v in chosen.values() for n in v)
-
-
-def task_series(url: str) -> int:
-    """How many tasks a replica exports (its cronwarden_task_info lines); -1 if down."""
-    try:
-        with urllib.request.urlopen(url, timeout=10) as resp:
-            text = resp.read().decode()
-    except OSError:
-        return -1
-    return sum(1 for line in text.splitlines() if line.startswith("cronwarden_task_info{"))
 
 
 def holder(kc: Path, ns: str, lease: str) -> str:

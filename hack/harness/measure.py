@@ -332,6 +332,16 @@ def operator_requests(url: str) -> dict[str, float] | None:
     return out if found else None
 
 
+def task_series(url: str) -> int:
+    """How many tasks an operator exports (its cronwarden_task_info lines); -1 if down."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return -1
+    return sum(1 for line in text.splitlines() if line.startswith("cronwarden_task_info{"))
+
+
 def wait_event(
     done: threading.Event,
     deadline: float,

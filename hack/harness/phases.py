@@ -24,6 +24,7 @@ from harness.measure import (
     proc_memory,
     request_delta,
     start_watchers,
+    task_series,
     wait_event,
 )
 from harness.setup import BenchError, Operator, log
@@ -220,3 +221,39 @@ def phase_latency(kc: Path, op: Operator, m: int, chunk: int, timeout: float) ->
     if error:
         out["error"] = error
     return out
+
+
+def phase_restart(
+    op: Operator, start_operator: Callable[[], Operator], timeout: float
+) -> tuple[dict[str, Any], Operator]:
+    """The operator stopped (SIGTERM, as a rollout does) and started again on tasks that
+    are all converged: the time until the new process exports every task the old one
+    did, its CPU, its peak RSS (what the chart's memory limit must hold across every
+    upgrade and rescheduling) and its own requests (writes: none is due)."""
+    expected = task_series(op.metrics_url)
+    out: dict[str, Any] = {"tasks": expected, "previous_rss_peak_kib": proc_memory(op.pid)["VmHWM"]}
+    op.stop()
+    start = time.monotonic()
+    new = start_operator()
+    out["operator_cpu_at_live"] = proc_cpu_seconds(new.pid)
+    deadline = start + timeout
+    last_log = start
+    while (seen := task_series(new.metrics_url)) < expected:
+        if not new.alive():
+            raise BenchError(f"the restarted operator exited; see {new.log_path}")
+        if time.monotonic() > deadline:
+            out["error"] = f"{seen} of {expected} tasks exported at the deadline"
+            break
+        if time.monotonic() - last_log > 15:
+            log(f"restart: {seen} of {expected} tasks exported")
+            last_log = time.monotonic()
+        time.sleep(0.5)
+    out["seconds"] = time.monotonic() - start
+    mem = proc_memory(new.pid)
+    out.update(
+        operator_cpu_seconds=proc_cpu_seconds(new.pid),
+        operator_rss_peak_kib=mem["VmHWM"],
+        operator_rss_kib=mem["VmRSS"],
+        operator_own_requests=own_delta({}, operator_requests(new.metrics_url)),
+    )
+    return out, new

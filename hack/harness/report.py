@@ -105,6 +105,22 @@ def bench_report(r: dict[str, Any]) -> str:
             f"p50 {lat['p50']:.2f} s, p99 {lat['p99']:.2f} s, max {lat['max']:.2f} s, "
             f"min {lat['min']:.2f} s",
         )
+    if rs := r.get("restart"):
+        row(
+            f"restart on {rs['tasks']} converged tasks",
+            f"{rs['seconds']:.1f} s until it exports every task again",
+        )
+        row(
+            "  CPU from its start (of which start-up)",
+            f"{rs['operator_cpu_seconds']:.1f} s ({rs['operator_cpu_at_live']:.1f} s)",
+        )
+        row(
+            "  RSS peak / after",
+            f"{rs['operator_rss_peak_kib'] / 1024:.1f} / {rs['operator_rss_kib'] / 1024:.1f} MiB",
+        )
+        if (own := rs.get("operator_own_requests")) is not None:
+            detail = ", ".join(f"{k} {int(v)}" for k, v in sorted(own.items())) or "none"
+            row("  its requests", f"{int(sum(own.values()))} ({detail})")
     if rest:
         req = rest["requests"]
         lines += [

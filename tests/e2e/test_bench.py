@@ -65,6 +65,13 @@ def test_bench_runs_every_phase_at_a_small_n(kubeconfig: Path, crd: str, tmp_pat
     assert report["metrics_scrape"]["bytes"] > 0
     assert report["latency"]["count"] == 5
     assert "ratio T_tasks / T_direct" in stdout
+    # The restart: every task of both namespaces exported again by the new process,
+    # which creates no CronJob (each exists and is in sync).
+    restart = report["restart"]
+    assert restart["tasks"] == 25, restart
+    assert restart["operator_rss_peak_kib"] > 0
+    assert restart["operator_own_requests"].get("PATCH cronjobs", 0) == 0, restart
+    assert "restart on 25 converged tasks" in stdout
 
 
 @pytest.mark.usefixtures("bench_namespaces")
