@@ -15,7 +15,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 STATE_DIR = Path(os.environ.get("STATE_DIR", ROOT / ".state"))
 KUBECTL = STATE_DIR / "bin" / "kubectl"
-OUT_DIR = ROOT / ".state" / "bench"
+OUT_DIR = STATE_DIR / "bench"  # beside the cluster it measures
 GROUP, VERSION, PLURAL = "cronwarden.io", "v1alpha1", "scheduledtasks"
 # The name in log lines: the entry point sets it (bench, soak, chaos).
 TOOL = "bench"
