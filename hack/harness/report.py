@@ -105,7 +105,7 @@ def bench_report(r: dict[str, Any]) -> str:
             f"p50 {lat['p50']:.2f} s, p99 {lat['p99']:.2f} s, max {lat['max']:.2f} s, "
             f"min {lat['min']:.2f} s",
         )
-    if rs := r.get("restart"):
+    if (rs := r.get("restart")) and "operator_cpu_seconds" in rs:
         row(
             f"restart on {rs['tasks']} converged tasks",
             f"{rs['seconds']:.1f} s until it exports every task again",
