@@ -232,7 +232,7 @@ def phase_restart(
     upgrade and rescheduling) and its own requests (no CronJob is due; the
     per-minute tasks' runs still write their status)."""
     expected = task_series(op.metrics_url)
-    out: dict[str, Any] = {"tasks": expected, "previous_rss_peak_kib": proc_memory(op.pid)["VmHWM"]}
+    out: dict[str, Any] = {"tasks": expected}
     op.stop()
     start = time.monotonic()
     new = start_operator()

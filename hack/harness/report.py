@@ -13,6 +13,11 @@ def own_requests(own: dict[str, float], per: int) -> str:
     return ", ".join(f"{k} {v / per:.2f}" for k, v in sorted(own.items(), key=lambda kv: -kv[1]))
 
 
+def counts(own: dict[str, float]) -> str:
+    """The operator's own requests by verb and resource, as counts."""
+    return ", ".join(f"{k} {int(v)}" for k, v in sorted(own.items())) or "none"
+
+
 def bench_report(r: dict[str, Any]) -> str:
     m = r["meta"]
     load = " ".join(f"{x:.2f}" for x in m["loadavg_start"])
@@ -87,8 +92,7 @@ def bench_report(r: dict[str, Any]) -> str:
         if rest.get("operator_own_requests") is not None:
             own = rest["operator_own_requests"]
             total = int(sum(own.values()))
-            detail = ", ".join(f"{k} {int(v)}" for k, v in sorted(own.items())) or "none"
-            row("  sent by the operator (its own count)", f"{total} ({detail})")
+            row("  sent by the operator (its own count)", f"{total} ({counts(own)})")
             row(
                 "  operator requests per second at rest",
                 f"{total / rest['seconds']:.3f}/s (audit every "
@@ -119,8 +123,7 @@ def bench_report(r: dict[str, Any]) -> str:
             f"{rs['operator_rss_peak_kib'] / 1024:.1f} / {rs['operator_rss_kib'] / 1024:.1f} MiB",
         )
         if (own := rs.get("operator_own_requests")) is not None:
-            detail = ", ".join(f"{k} {int(v)}" for k, v in sorted(own.items())) or "none"
-            row("  its requests", f"{int(sum(own.values()))} ({detail})")
+            row("  its requests", f"{int(sum(own.values()))} ({counts(own)})")
     if rest:
         req = rest["requests"]
         lines += [
